@@ -1,0 +1,49 @@
+"""digitlab's dashboard: streamlit run app.py"""
+
+import streamlit as st
+
+from digitlab import ui
+from digitlab.images import app_icon
+
+st.set_page_config(page_title="digitlab", page_icon=app_icon(), layout="wide")
+
+
+def home() -> None:
+    st.title(":material/draw: digitlab")
+    st.markdown("Train, compare and probe handwritten-digit classifiers on MNIST.")
+    cards = [
+        ("pages/train.py", ":material/model_training: Train", "Pick an architecture and its hyperparameters, press Train, and watch the "
+         "loss and accuracy curves grow live."),
+        ("pages/compare.py", ":material/compare_arrows: Compare", "Put runs side by side: overlaid curves, small multiples and a sortable "
+         "table of accuracy, loss, size and training time."),
+        ("pages/errors.py", ":material/search: Errors", "Browse the test images a model gets wrong, with its confidence, and "
+         "click the confusion matrix to see one kind of mistake."),
+        ("pages/draw.py", ":material/brush: Draw", "Draw a digit and watch every model guess it at once, and where they "
+         "disagree."),
+    ]
+    columns = st.columns(len(cards))
+    for column, (page, label, text) in zip(columns, cards):
+        with column.container(border=True, height="stretch"):
+            st.page_link(page, label=label)
+            st.markdown(text)
+
+
+pages = [
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/errors.py", title="Errors", icon=":material/search:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/brush:"),
+]
+navigation = st.navigation(pages)
+
+with st.sidebar:
+    listing = ui.list_runs()
+    st.caption(f"**Device:** {ui.device_label()}")
+    st.caption(f"**Stored runs:** {len(listing.runs)}")
+    job = ui.job_manager().job
+    if job is not None and job.running:
+        snap = job.snapshot()
+        st.caption(f":material/hourglass_top: **Training** {snap.config.model}: {snap.progress:.0%}")
+
+navigation.run()

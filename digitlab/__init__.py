@@ -1,0 +1,26 @@
+"""digitlab: train, compare and probe handwritten-digit classifiers on MNIST.
+
+Importing digitlab never imports streamlit: only digitlab.ui does, for the dashboard.
+"""
+
+__version__ = "0.1.0"
+
+from digitlab.config import TrainConfig, list_presets, preset
+from digitlab.engine import train
+from digitlab.models import create_model, list_models
+from digitlab.predict import predict
+from digitlab.preprocess import preprocess_canvas
+from digitlab.runs import list_runs, load_run
+
+__all__ = [
+    "TrainConfig",
+    "create_model",
+    "list_models",
+    "list_presets",
+    "list_runs",
+    "load_run",
+    "predict",
+    "preprocess_canvas",
+    "preset",
+    "train",
+]

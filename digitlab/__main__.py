@@ -1,0 +1,216 @@
+"""python -m digitlab train | eval | list | presets | bench | ship — the same engine and run store as the dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from tqdm import tqdm
+
+from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, preset
+from digitlab.data import DataNotFoundError, load_mnist
+from digitlab.device import DeviceUnavailableError
+from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
+from digitlab.runs import RunError, RunStore, record_training, ship_run
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    if args.config:
+        try:
+            config = TrainConfig.from_json(Path(args.config).read_text())
+        except OSError as err:
+            raise CliError(f"cannot read config file {args.config}: {err.strerror}") from None
+    else:
+        config = preset(args.preset)
+    overrides = {key: getattr(args, key) for key in ("epochs", "batch_size", "lr", "seed", "device", "name")
+                 if getattr(args, key) is not None}
+    config = config.replace(**overrides)
+    for assignment in args.set or []:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise CliError(f"--set expects key=value, got {assignment!r}")
+        if key.startswith("model_options."):
+            config.model_options = {**config.model_options, key.split(".", 1)[1]: _parse_value(value)}
+        elif key in TrainConfig.__dataclass_fields__:
+            config = config.replace(**{key: _parse_value(value)})
+        else:
+            raise CliError(f"--set: unknown field {key!r}; known: {', '.join(TrainConfig.__dataclass_fields__)}")
+    errors = config.validate()
+    if errors:
+        raise CliError("invalid config:\n" + "\n".join(f"  {field}: {message}" for field, message in errors.items()))
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    data = load_mnist(args.data, download=not args.no_download)
+    store = RunStore(args.out)
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        tqdm.write("Stopping after this batch (Ctrl-C again to abort)...")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar: tqdm | None = None
+
+    def show(recorder, event) -> None:
+        nonlocal bar
+        if isinstance(event, RunStart):
+            tqdm.write(f"run {recorder.run_id}: {config.model}, {event.param_count:,} parameters, {event.device_name}")
+            bar = tqdm(total=config.epochs * event.batches_per_epoch, unit="batch", dynamic_ncols=True,
+                       disable=args.quiet)
+        elif isinstance(event, BatchEnd):
+            bar.update(1)
+            if event.batch % 20 == 0 or event.batch == event.batches_per_epoch:
+                bar.set_description(f"epoch {event.epoch}/{config.epochs}")
+                bar.set_postfix(loss=f"{event.loss:.4f}", acc=f"{event.accuracy:.3f}", lr=f"{event.lr:.2g}")
+        elif isinstance(event, EpochEnd):
+            tqdm.write(f"epoch {event.epoch}: train_loss={event.train_loss:.4f} train_acc={event.train_acc:.4f} "
+                       f"test_loss={event.test_loss:.4f} test_acc={event.test_acc:.4f} ({event.elapsed_s:.1f} s)")
+        elif isinstance(event, RunEnd):
+            bar.close()
+            if event.status != "completed":
+                tqdm.write(event.message)
+
+    try:
+        record = record_training(store, config, train(config, data, stop), show)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    final = record.final
+    print(f"run={record.id} status={record.status} test_acc={final['test_acc']:.4f} train_s={final['train_s']:.1f}")
+    return EXIT_DIVERGED if record.status == "diverged" else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from digitlab.predict import run_predictions
+
+    store = RunStore(args.out)
+    loaded = store.load(args.run)
+    data = load_mnist(args.data, download=not args.no_download)
+    start = time.perf_counter()
+    preds = run_predictions(loaded.record, loaded.model, data)
+    seconds = time.perf_counter() - start
+    picked = preds.probs.gather(1, preds.labels[:, None]).clamp(min=1e-12)
+    test_loss = -torch.log(picked).mean().item()
+    print(f"run={loaded.id} test_acc={preds.accuracy:.4f} test_loss={test_loss:.4f} "
+          f"errors={len(preds.misclassified)} seconds={seconds:.2f}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    listing = RunStore(args.out).list()
+    print(f"{'run':36} {'model':7} {'status':11} {'test_acc':>8} {'train_s':>8}  name")
+    for run in listing.runs:
+        acc = f"{run.test_acc:.4f}" if run.test_acc is not None else "-"
+        train_s = f"{run.final['train_s']:.1f}" if "train_s" in run.final else "-"
+        name = run.name if run.name != run.id else ""
+        print(f"{run.id:36} {run.config.model:7} {run.status:11} {acc:>8} {train_s:>8}  {name}")
+    for path, reason in listing.unreadable:
+        print(f"unreadable: {path}: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    for name, found in PRESETS.items():
+        print(f"{name:14} {found.description}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from digitlab.bench import run_bench
+
+    run_bench(args.data, RunStore(args.out), dataloader_epoch=not args.skip_dataloader)
+    return 0
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    record = ship_run(RunStore(args.out), args.run)
+    print(f"shipped {record.id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", help="folder holding MNIST/raw/ (default: $DIGITLAB_DATA or ./data)")
+        p.add_argument("--out", help="run store folder (default: $DIGITLAB_CHECKPOINTS or checkpoints/)")
+        p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+
+    p = sub.add_parser("train", help="train a preset or a config file")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="fast", help=f"one of: {', '.join(PRESETS)} (default: fast)")
+    source.add_argument("--config", help="a TrainConfig JSON file")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda or mps")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set augment=shift --set model_options.hidden=[256]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="test accuracy of a stored run")
+    p.add_argument("run", help="run id or folder")
+    common(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("list", help="stored runs")
+    common(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("presets", help="the named presets")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("bench", help="speed figures: engine vs DataLoader, fast preset, canvas to predictions")
+    p.add_argument("--skip-dataloader", action="store_true", help="skip the slow DataLoader baseline epoch")
+    common(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("ship", help="turn a run into a protected shipped checkpoint named shipped-<model>")
+    p.add_argument("run", help="run id")
+    common(p)
+    p.set_defaults(func=cmd_ship)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, ConfigError, UnknownPresetError, DataNotFoundError, DeviceUnavailableError, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

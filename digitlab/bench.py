@@ -1,0 +1,121 @@
+"""`python -m digitlab bench`: the speed figures the project promises, measured and printed in one run.
+
+1. seconds per epoch of the seed-cnn preset: digitlab's engine against a plain torchvision DataLoader loop
+   (ToTensor + Normalize, same model, optimizer and batch size), run in a fresh process so that none of
+   digitlab's CPU settings (flush-denormal, channels_last) leak into it;
+2. seconds the fast preset needs to reach 99.0% test accuracy;
+3. milliseconds from a 280x280 RGBA canvas to the predictions of every shipped model (p50, p95).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from digitlab.config import preset
+from digitlab.data import MNIST_MEAN, MNIST_STD, data_root, load_mnist
+from digitlab.engine import BatchEnd, EpochEnd, train
+from digitlab.runs import RunStore, load_model
+from digitlab.strokes import render_digit
+
+FAST_TARGET = 0.99
+CANVAS_REPEATS = 200
+
+
+def engine_epoch_seconds(root) -> float:
+    config = preset("seed-cnn").replace(epochs=1)
+    last_batch = None
+    for event in train(config, load_mnist(root)):
+        if isinstance(event, BatchEnd):
+            last_batch = event
+    return last_batch.elapsed_s
+
+
+def dataloader_epoch_seconds(root: str) -> float:
+    """One training epoch the way pytorch/examples writes it: PIL images through ToTensor + Normalize."""
+    from torchvision import datasets, transforms
+
+    from digitlab.engine import make_optimizer
+    from digitlab.models import create_model
+
+    config = preset("seed-cnn")
+    torch.manual_seed(config.seed)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    dataset = datasets.MNIST(root, train=True, download=False, transform=transform)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True)
+    model = create_model(config.model, **config.model_options)
+    optimizer = make_optimizer(config, model)
+    model.train()
+    start = time.perf_counter()
+    for images, labels in loader:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def fast_seconds_to_target(root) -> tuple[float | None, float]:
+    """(seconds at the first epoch end at or above 99%, or None; the final test accuracy)."""
+    reached, acc = None, 0.0
+    for event in train(preset("fast"), load_mnist(root)):
+        if isinstance(event, EpochEnd):
+            acc = event.test_acc
+            if reached is None and acc >= FAST_TARGET:
+                reached = event.elapsed_s
+    return reached, acc
+
+
+def canvas_latency_ms(store: RunStore) -> tuple[list[str], float, float]:
+    """p50 and p95 milliseconds from a 280x280 RGBA canvas to every shipped model's probabilities: the Draw
+    page's server work on each stroke."""
+    from digitlab.consensus import guess_drawing
+
+    records = [r for r in store.list().runs if r.shipped]
+    models = {r.id: load_model(r) for r in records}
+    canvases = [render_digit(d) for d in range(10)]
+    timings = []
+    for i in range(CANVAS_REPEATS + 10):
+        _, _, ms = guess_drawing(models, canvases[i % len(canvases)])
+        if i >= 10:  # the first calls warm up oneDNN's kernels
+            timings.append(ms)
+    timings.sort()
+    return list(models), statistics.median(timings), timings[int(0.95 * len(timings)) - 1]
+
+
+def run_bench(root, store: RunStore, dataloader_epoch: bool = True) -> None:
+    root = str(data_root(root))
+    load_mnist(root)  # reading the files once is not part of any figure
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+
+    engine_s = engine_epoch_seconds(root)
+    print(f"seed-cnn epoch, digitlab engine:   {engine_s:6.2f} s", flush=True)
+    if dataloader_epoch:
+        out = subprocess.run([sys.executable, "-m", "digitlab.bench", "dataloader-epoch", root], check=True,
+                             capture_output=True, text=True).stdout
+        loader_s = json.loads(out.strip().splitlines()[-1])["seconds"]
+        print(f"seed-cnn epoch, DataLoader loop:   {loader_s:6.2f} s", flush=True)
+        print(f"seed-cnn epoch speed-up:           {loader_s / engine_s:6.1f}x", flush=True)
+
+    reached, acc = fast_seconds_to_target(root)
+    if reached is None:
+        print(f"fast preset: did not reach {FAST_TARGET:.1%} (final test accuracy {acc:.2%})", flush=True)
+    else:
+        print(f"fast preset to {FAST_TARGET:.1%}:            {reached:6.2f} s (test accuracy {acc:.2%})", flush=True)
+
+    ids, p50, p95 = canvas_latency_ms(store)
+    if ids:
+        print(f"canvas -> {len(ids)} shipped models:      p50 {p50:.2f} ms, p95 {p95:.2f} ms ({', '.join(ids)})")
+    else:
+        print(f"canvas -> shipped models: none found in {store.root}")
+
+
+if __name__ == "__main__":
+    # The baseline runs here, in a fresh interpreter: python -m digitlab.bench dataloader-epoch ROOT
+    if sys.argv[1:2] == ["dataloader-epoch"]:
+        print(json.dumps({"seconds": dataloader_epoch_seconds(sys.argv[2])}))

@@ -1,0 +1,127 @@
+"""What the Compare page shows, computed from run records: the runs table and the curves of each run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from digitlab.charts import Series, colour_for, ema
+from digitlab.config import TrainConfig
+from digitlab.models import default_options
+from digitlab.runs import RunRecord
+
+X_AXES = {"epoch": "Epoch", "samples": "Images seen", "time": "Wall time (s)"}
+METRICS = {
+    "test_acc": "Test accuracy",
+    "test_loss": "Test loss",
+    "train_loss": "Train loss",
+    "train_acc": "Train accuracy",
+}
+_EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
+
+
+def train_size(record_data: dict[str, Any]) -> int:
+    if record_data.get("train_size"):
+        return record_data["train_size"]
+    epochs = record_data.get("epochs") or []
+    return int(epochs[0]["samples_seen"]) if epochs else 60000
+
+
+def metric_curve(record_data: dict[str, Any], metric: str, x_axis: str, smoothing: float = 0.0
+                 ) -> tuple[list[float], list[float]]:
+    """(x, y) of one run's ``metric`` against ``x_axis`` (epoch, samples or time).
+
+    train_loss comes from the per-batch trace (smoothed, on a fractional epoch axis); the others are per epoch.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if x_axis not in X_AXES:
+        raise ValueError(f"unknown x axis {x_axis!r}; choose one of {', '.join(X_AXES)}")
+    if metric == "train_loss":
+        batches = record_data.get("batches") or {}
+        samples = batches.get("samples_seen", [])
+        if x_axis == "epoch":
+            size = train_size(record_data)
+            x = [s / size for s in samples]
+        else:
+            x = list(samples if x_axis == "samples" else batches.get("elapsed_s", []))
+        return x, ema(batches.get("loss", []), smoothing)
+    epochs = record_data.get("epochs") or []
+    return [e[_EPOCH_X[x_axis]] for e in epochs], [e[metric] for e in epochs]
+
+
+def run_colours(run_ids: Sequence[str]) -> dict[str, str]:
+    """One colour per run, the same on every chart of the page."""
+    return {run_id: colour_for(i) for i, run_id in enumerate(run_ids)}
+
+
+def overlay_series(records: Sequence[RunRecord], colours: dict[str, str], metric: str, x_axis: str,
+                   smoothing: float) -> list[Series]:
+    series = []
+    for record in records:
+        x, y = metric_curve(record.data, metric, x_axis, smoothing)
+        series.append(Series(record.name, colours[record.id], x, y, markers=metric != "train_loss"))
+    return series
+
+
+def small_multiple_panels(records: Sequence[RunRecord], kind: str, x_axis: str, smoothing: float
+                          ) -> list[tuple[str, list[Series]]]:
+    """Per run: train and test accuracy (kind="acc") or loss (kind="loss") on shared axes."""
+    panels = []
+    for record in records:
+        lines = []
+        for split, colour in (("train", colour_for(0)), ("test", colour_for(1))):
+            metric = f"{split}_{kind}"
+            x, y = metric_curve(record.data, metric, x_axis, smoothing)
+            lines.append(Series(split, colour, x, y, markers=metric != "train_loss"))
+        panels.append((record.name, lines))
+    return panels
+
+
+def architecture(config: TrainConfig) -> str:
+    """The model in a few words: "cnn (conv 16-32-64, fc 256, BN)"."""
+    options = {**default_options(config.model), **config.model_options}
+
+    def dashed(values) -> str:
+        return "-".join(str(v) for v in values)
+
+    parts = {
+        "mlp": lambda: [f"hidden {dashed(options['hidden'])}"],
+        "cnn": lambda: [f"conv {dashed(options['channels'])}", f"fc {options['hidden']}"],
+        "lenet": lambda: [options["variant"]],
+        "resnet": lambda: [f"stages {dashed(options['widths'])}", f"{options['blocks_per_stage']} block(s) each"],
+    }.get(config.model, list)()
+    if options.get("batch_norm"):
+        parts.append("BN")
+    if options.get("dropout"):
+        parts.append(f"dropout {options['dropout']:g}")
+    return f"{config.model} ({', '.join(parts)})" if parts else config.model
+
+
+def runs_table(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """Seed 002's comparison table, one row per run; numbers stay numbers so the table sorts right."""
+    rows = []
+    for record in records:
+        final = record.final
+        last = record.epochs[-1] if record.epochs else {}
+        created = record.data.get("created_at")
+        rows.append({
+            "Run": record.name,
+            "Architecture": architecture(record.config),
+            "Hyperparameters": record.config.describe(),
+            "Parameters": record.data.get("param_count"),
+            "Test accuracy": final.get("test_acc", last.get("test_acc")),
+            "Test loss": final.get("test_loss", last.get("test_loss")),
+            "Epochs": len(record.epochs),
+            "Train time (s)": final.get("train_s", last.get("elapsed_s")),
+            "Device": record.data.get("device_name") or record.data.get("device", ""),
+            "Status": record.status,
+            "Date": dt.datetime.fromisoformat(created).astimezone() if created else None,
+            "id": record.id,
+        })
+    columns = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
+               "Train time (s)", "Device", "Status", "Date", "id"]
+    return pd.DataFrame(rows, columns=columns)

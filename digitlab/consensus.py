@@ -1,0 +1,62 @@
+"""Every model on one drawing: predictions side by side, and the words for where they disagree."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from digitlab.predict import predict
+from digitlab.preprocess import preprocess_canvas
+
+
+@dataclass(frozen=True)
+class Guess:
+    model: str
+    digit: int
+    confidence: float
+    probs: torch.Tensor  # (10,)
+
+
+def predict_all(models: Mapping[str, nn.Module], image: torch.Tensor) -> tuple[list[Guess], float]:
+    """Each model's guess for one normalised (1, 1, 28, 28) image, and the milliseconds it all took."""
+    start = time.perf_counter()
+    guesses = []
+    for name, model in models.items():
+        probs = predict(model, image)[0]
+        confidence, digit = probs.max(0)
+        guesses.append(Guess(name, digit.item(), confidence.item(), probs))
+    return guesses, (time.perf_counter() - start) * 1000
+
+
+def guess_drawing(models: Mapping[str, nn.Module], rgba) -> tuple[torch.Tensor | None, list[Guess], float]:
+    """A canvas's RGBA -> (what the models see, or None when empty; their guesses; milliseconds for both)."""
+    start = time.perf_counter()
+    image = preprocess_canvas(rgba)
+    if image is None:
+        return None, [], (time.perf_counter() - start) * 1000
+    guesses, _ = predict_all(models, image)
+    return image, guesses, (time.perf_counter() - start) * 1000
+
+
+def agreement(guesses: list[Guess]) -> tuple[bool, str]:
+    """(do all models agree?, a sentence saying so or naming who says what).
+
+    "All 4 models say 7." or "cnn says 7 (91%), mlp says 1 (55%)" — the most popular answer first.
+    """
+    if not guesses:
+        return True, ""
+    votes: dict[int, list[Guess]] = {}
+    for guess in guesses:
+        votes.setdefault(guess.digit, []).append(guess)
+    if len(votes) == 1:
+        digit = guesses[0].digit
+        if len(guesses) == 1:
+            return True, f"{guesses[0].model} says {digit} ({guesses[0].confidence:.0%})."
+        return True, f"All {len(guesses)} models say {digit}."
+    ranked = sorted(votes.values(), key=lambda group: (-len(group), -max(g.confidence for g in group)))
+    parts = [f"{g.model} says {g.digit} ({g.confidence:.0%})" for group in ranked for g in group]
+    return False, ", ".join(parts)

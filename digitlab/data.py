@@ -1,0 +1,162 @@
+"""MNIST held in memory as tensors: read once through torchvision, normalised once, moved to the device once.
+
+Batches are drawn by indexing with a random permutation: no per-sample PIL work, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+# Pixel mean and std of the MNIST training set, on the 0..1 scale.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+# A black pixel after normalisation: what augmentation fills the uncovered border with.
+BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD
+
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+AUGMENTATIONS = ("none", "shift", "shift_rotate")
+MAX_SHIFT_PX = 2.0
+MAX_ROTATION_DEG = 10.0
+
+
+class DataNotFoundError(FileNotFoundError):
+    pass
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """The folder that holds MNIST/raw/: an explicit path, else DIGITLAB_DATA, else ./data.
+
+    A path to MNIST/ or MNIST/raw/ itself is accepted too, since people point at the folder they can see.
+    """
+    root = Path(path or os.environ.get("DIGITLAB_DATA") or "data").expanduser()
+    if root.name == "raw" and root.parent.name == "MNIST":
+        return root.parent.parent
+    if root.name == "MNIST" and (root / "raw").is_dir():
+        return root.parent
+    return root
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """uint8 images (N, 28, 28) and int64 labels (N,) of both splits."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    root: Path
+
+
+def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> MNIST:
+    """Read MNIST once per folder and process; later calls return the same tensors."""
+    return _load_mnist(data_root(root).resolve(), download)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_mnist(root: Path, download: bool) -> MNIST:
+    from torchvision import datasets  # deferred: torchvision's import costs a second and only loading needs it
+
+    try:
+        train = datasets.MNIST(root, train=True, download=download)
+        test = datasets.MNIST(root, train=False, download=download)
+    except Exception as err:  # torchvision raises RuntimeError, URLError, OSError... depending on what failed
+        raw = root / "MNIST" / "raw"
+        missing = [name for name in RAW_FILES if not (raw / name).exists() and not (raw / f"{name}.gz").exists()]
+        tried = "downloading them failed" if download else "download was turned off"
+        raise DataNotFoundError(
+            f"MNIST was not found in {raw} and {tried} ({type(err).__name__}: {err}). "
+            f"Expected the files {', '.join(RAW_FILES)} there"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + ". Point DIGITLAB_DATA (or --data) at the folder that contains MNIST/raw/, or connect to the "
+            "internet so torchvision can download it."
+        ) from err
+    return MNIST(train.data, train.targets, test.data, test.targets, root)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> normalised float32 (N, 1, 28, 28)."""
+    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Normalised images (N, 1, 28, 28) and labels (N,), both on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    train: Split
+    test: Split
+
+
+def to_device(mnist: MNIST, device: torch.device) -> DeviceData:
+    """Normalise and copy both splits to ``device``, once per (data, device) in this process."""
+    return _to_device(mnist, str(device))
+
+
+@functools.lru_cache(maxsize=2)
+def _to_device(mnist: MNIST, device: str) -> DeviceData:
+    def split(images: torch.Tensor, labels: torch.Tensor) -> Split:
+        # Normalise on the device: the uint8 copy is 4x smaller to transfer than floats.
+        images = images.to(device, non_blocking=True)
+        return Split(normalize(images), labels.to(device, non_blocking=True))
+
+    return DeviceData(split(mnist.train_images, mnist.train_labels), split(mnist.test_images, mnist.test_labels))
+
+
+def batches(
+    split: Split, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, labels) batches; the last one may be smaller. The permutation is drawn on the CPU generator so a
+    seed gives the same order on every device."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(split.labels.device, non_blocking=True)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield split.images[idx], split.labels[idx]
+
+
+def batch_count(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def augment(images: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random shifts of up to 2 px, and with "shift_rotate" rotations of up to 10 degrees, per image.
+
+    images: normalised (B, 1, 28, 28) on any device; one affine resample for the whole batch.
+    """
+    if mode == "none":
+        return images
+    b = images.shape[0]
+    # affine_grid works in [-1, 1] coordinates: one pixel of a 28-wide image is 2/28.
+    shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * MAX_SHIFT_PX * 2 / 28
+    angle = torch.zeros(b)
+    if mode == "shift_rotate":
+        angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(MAX_ROTATION_DEG)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = theta.to(images.device, images.dtype, non_blocking=True)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # Resample the offset from the background so the uncovered border comes out black, not grey.
+    return F.grid_sample(images - BACKGROUND, grid, align_corners=False) + BACKGROUND

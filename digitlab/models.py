@@ -1,0 +1,322 @@
+"""Model registry: every architecture takes a normalised (B, 1, 28, 28) batch and returns (B, 10) logits.
+
+New architectures register themselves with ``@register("name")``; the tests are parametrised over
+``list_models()``, so a registered model is tested for free.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 10
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
+
+CNN_POOLINGS = ("end", "each")
+LENET_VARIANTS = ("lenet5", "three_conv")
+RESNET_HEADS = ("global", "flatten")
+
+# One line per option, for forms and --help.
+OPTION_HELP = {
+    "hidden": "Width of each hidden dense layer, e.g. 512, 512, 512 for seed 003's MLP.",
+    "channels": "Output channels of each 3x3 conv, e.g. 8, 16 for seed 000's CNN.",
+    "batch_norm": "BatchNorm after each conv or dense layer: faster, steadier training.",
+    "dropout": "Share of dense-layer activations dropped during training, against overfitting.",
+    "conv_dropout": "Dropout on the conv features before the dense layers.",
+    "pooling": "end: one 2x2 max-pool after the convs (seed 000). each: a pool after every conv, much cheaper.",
+    "variant": "lenet5: LeNet-5 as in seed 001. three_conv: seed 004's LeNet-like 3-conv net.",
+    "stem": "Channels of the first 3x3 conv.",
+    "widths": "Channels of each residual stage, e.g. 32, 64, 128.",
+    "blocks_per_stage": "Basic residual blocks in each stage.",
+    "downsample": "Halve the map at each new stage (14 -> 7 -> 4 px): far cheaper on a CPU.",
+    "stem_padding": "1 keeps 28x28 before the first pool; 0 is seed 000's unpadded stem.",
+    "head": "global: average each channel. flatten: 2x2 average pool then flatten (seed 000).",
+}
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def register(name: str, choices: dict[str, tuple[str, ...]] | None = None):
+    """Add a model builder; ``choices`` lists the allowed values of its text options, for forms."""
+
+    def decorator(builder):
+        _REGISTRY[name] = builder
+        _CHOICES[name] = choices or {}
+        return builder
+
+    return decorator
+
+
+def option_choices(name: str) -> dict[str, tuple[str, ...]]:
+    _builder(name)
+    return _CHOICES[name]
+
+
+def list_models() -> list[str]:
+    return list(_REGISTRY)
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {', '.join(list_models())}"
+        ) from None
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """The options a model accepts, with their defaults (tuples as lists, as in JSON)."""
+    params = inspect.signature(_builder(name)).parameters
+    return {
+        key: list(p.default) if isinstance(p.default, tuple) else p.default
+        for key, p in params.items()
+    }
+
+
+def option_errors(name: str, options: dict[str, Any]) -> dict[str, str]:
+    """Per-option messages for options ``create_model(name, **options)`` would reject; empty when valid."""
+    try:
+        known = default_options(name)
+    except UnknownModelError as err:
+        return {"model": str(err)}
+    errors = {
+        key: f"{name} has no option {key!r}; its options are: {', '.join(known)}"
+        for key in options
+        if key not in known
+    }
+    if errors:
+        return errors
+    try:
+        create_model(name, **options)
+    except OptionError as err:
+        errors[err.option] = str(err)
+    except (TypeError, ValueError) as err:
+        errors["model_options"] = f"{name} options are invalid: {err}"
+    return errors
+
+
+def create_model(name: str, **options: Any) -> nn.Module:
+    return _builder(name)(**options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class OptionError(ValueError):
+    """A model option out of range; ``option`` names it so a form can show the message beside the field."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+def _check_widths(option: str, widths: Sequence[int], low: int = 1, high: int = 4096) -> tuple[int, ...]:
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
+        raise OptionError(option, f"{option} must be a non-empty list of integers, got {widths!r}")
+    for width in widths:
+        if isinstance(width, bool) or not isinstance(width, int) or not low <= width <= high:
+            raise OptionError(option, f"{option} must hold integers between {low} and {high}, got {width!r}")
+    return tuple(widths)
+
+
+def _check_probability(option: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise OptionError(option, f"{option} must be between 0 and 1 (1 excluded), got {value!r}")
+    return float(value)
+
+
+def _check_int(option: str, value: int, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise OptionError(option, f"{option} must be an integer between {low} and {high}, got {value!r}")
+    return value
+
+
+def _check_bool(option: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        raise OptionError(option, f"{option} must be true or false, got {value!r}")
+    return value
+
+
+def _check_choice(option: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise OptionError(option, f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _conv_block(
+    in_ch: int, out_ch: int, kernel: int, batch_norm: bool, stride: int = 1, padding: int = 0, pool: bool = False
+) -> list[nn.Module]:
+    # A conv followed by BatchNorm needs no bias: BN's shift replaces it.
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    if pool:
+        # Max-pool before ReLU gives the same result (max commutes with a monotone function) on a 4x smaller map.
+        layers.append(nn.MaxPool2d(2))
+    layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+def _dense_block(in_features: int, out_features: int, batch_norm: bool, dropout: float) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(in_features, out_features, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm1d(out_features))
+    layers.append(nn.ReLU(inplace=True))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
+def _flat_features(features: nn.Module) -> int:
+    with torch.no_grad():
+        return features.eval()(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
+
+
+@register("mlp")
+def mlp(hidden: Sequence[int] = (512, 512, 512), batch_norm: bool = False, dropout: float = 0.0) -> nn.Module:
+    """Seed 003's 784-512-512-512-10 by default."""
+    hidden = _check_widths("hidden", hidden)
+    batch_norm = _check_bool("batch_norm", batch_norm)
+    dropout = _check_probability("dropout", dropout)
+    layers: list[nn.Module] = [nn.Flatten()]
+    for in_f, out_f in zip((28 * 28, *hidden), hidden):
+        layers += _dense_block(in_f, out_f, batch_norm, dropout)
+    layers.append(nn.Linear(hidden[-1], NUM_CLASSES))
+    return nn.Sequential(*layers)
+
+
+@register("cnn", choices={"pooling": CNN_POOLINGS})
+def cnn(
+    channels: Sequence[int] = (32, 64),
+    hidden: int = 128,
+    batch_norm: bool = False,
+    dropout: float = 0.5,
+    conv_dropout: float = 0.25,
+    pooling: str = "end",
+) -> nn.Module:
+    """3x3 convs then a dense layer.
+
+    pooling="end" is pytorch/examples' and seed 000's layout: unpadded convs, one 2x2 max-pool after the last.
+    pooling="each" pads every conv and pools after each one, so later convs run on smaller maps: far less compute.
+    Seed 000: channels=(8, 16), hidden=64 (fc 2304-64-10). pytorch/examples: (32, 64), 128.
+    """
+    channels = _check_widths("channels", channels)
+    hidden = _check_int("hidden", hidden, 1, 8192)
+    batch_norm = _check_bool("batch_norm", batch_norm)
+    dropout = _check_probability("dropout", dropout)
+    conv_dropout = _check_probability("conv_dropout", conv_dropout)
+    pooling = _check_choice("pooling", pooling, CNN_POOLINGS)
+    max_convs = 4 if pooling == "each" else 6  # beyond this the 28x28 map shrinks to nothing
+    if len(channels) > max_convs:
+        raise OptionError("channels", f"channels allows at most {max_convs} convs with pooling={pooling!r}, got {len(channels)}")
+    layers: list[nn.Module] = []
+    for i, (in_ch, out_ch) in enumerate(zip((1, *channels), channels)):
+        if pooling == "each":
+            layers += _conv_block(in_ch, out_ch, 3, batch_norm, padding=1, pool=True)
+        else:
+            layers += _conv_block(in_ch, out_ch, 3, batch_norm, pool=i == len(channels) - 1)
+    if conv_dropout:
+        layers.append(nn.Dropout(conv_dropout))
+    layers.append(nn.Flatten())
+    features = nn.Sequential(*layers)
+    head = [*_dense_block(_flat_features(features), hidden, batch_norm, dropout), nn.Linear(hidden, NUM_CLASSES)]
+    return nn.Sequential(*features, *head)
+
+
+@register("lenet", choices={"variant": LENET_VARIANTS})
+def lenet(batch_norm: bool = False, dropout: float = 0.0, variant: str = "lenet5") -> nn.Module:
+    """variant="lenet5": seed 001's LeNet-5 (conv 6 and 16 at 5x5, fc 120-84-10; the first conv is padded so 28x28
+    maps to the classic 16x5x5). variant="three_conv": seed 004's LeNet-like net (conv 6 at 5x5, 16 and 120 at 2x2
+    stride 2, fc 84-10)."""
+    batch_norm = _check_bool("batch_norm", batch_norm)
+    dropout = _check_probability("dropout", dropout)
+    variant = _check_choice("variant", variant, LENET_VARIANTS)
+    if variant == "lenet5":
+        layers = [
+            *_conv_block(1, 6, 5, batch_norm, padding=2, pool=True),  # (B, 6, 14, 14)
+            *_conv_block(6, 16, 5, batch_norm, pool=True),  # (B, 16, 5, 5)
+            nn.Flatten(),
+            *_dense_block(16 * 5 * 5, 120, batch_norm, dropout),
+            *_dense_block(120, 84, batch_norm, dropout),
+        ]
+    else:
+        layers = [
+            *_conv_block(1, 6, 5, batch_norm, pool=True),  # (B, 6, 12, 12)
+            *_conv_block(6, 16, 2, batch_norm, stride=2, pool=True),  # (B, 16, 3, 3)
+            *_conv_block(16, 120, 2, batch_norm, stride=2),  # (B, 120, 1, 1)
+            nn.Flatten(),
+            *_dense_block(120, 84, batch_norm, dropout),
+        ]
+    return nn.Sequential(*layers, nn.Linear(84, NUM_CLASSES))
+
+
+class BasicBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus a shortcut; a 1x1 projection when the shape changes."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.shortcut(x))
+
+
+@register("resnet", choices={"head": RESNET_HEADS})
+def resnet(
+    stem: int = 32,
+    widths: Sequence[int] = (32, 64, 128),
+    blocks_per_stage: int = 1,
+    downsample: bool = True,
+    stem_padding: int = 1,
+    head: str = "global",
+    dropout: float = 0.0,
+) -> nn.Module:
+    """A small ResNet: a 3x3 stem, a 2x2 max-pool, then one stage of basic blocks per width.
+
+    downsample=True halves the map at the start of every stage after the first (14 -> 7 -> 4), which keeps it
+    affordable on a CPU. head="global" averages each channel; head="flatten" is seed 000's: 2x2 average pool,
+    then flatten into the fc layer. Seed 000's modified ResNet18: stem=8, widths=(16, 32, 64, 128),
+    blocks_per_stage=2, downsample=False, stem_padding=0, head="flatten".
+    """
+    stem = _check_int("stem", stem, 1, 1024)
+    widths = _check_widths("widths", widths, high=1024)
+    blocks_per_stage = _check_int("blocks_per_stage", blocks_per_stage, 1, 8)
+    downsample = _check_bool("downsample", downsample)
+    stem_padding = _check_int("stem_padding", stem_padding, 0, 1)
+    head = _check_choice("head", head, RESNET_HEADS)
+    dropout = _check_probability("dropout", dropout)
+    if downsample and len(widths) > 4:
+        raise OptionError("widths", f"widths allows at most 4 stages when downsampling, got {len(widths)}")
+    layers: list[nn.Module] = [*_conv_block(1, stem, 3, True, padding=stem_padding, pool=True)]
+    in_ch = stem
+    for stage, width in enumerate(widths):
+        for block in range(blocks_per_stage):
+            stride = 2 if downsample and stage > 0 and block == 0 else 1
+            layers.append(BasicBlock(in_ch, width, stride))
+            in_ch = width
+    if head == "global":
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    else:
+        layers += [nn.AvgPool2d(2), nn.Flatten()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    features = nn.Sequential(*layers)
+    return nn.Sequential(*features, nn.Linear(_flat_features(features), NUM_CLASSES))

@@ -1,0 +1,469 @@
+"""The run store: one folder per run under checkpoints/, holding weights.safetensors and run.json.
+
+Every write is atomic (a temporary file, then a rename), a run being trained is written at each epoch end, and a
+run left "running" by a dead process is marked "interrupted" the next time anyone looks. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from digitlab import __version__
+from digitlab.config import ConfigError, TrainConfig
+from digitlab.engine import BatchEnd, EpochEnd, Event, RunEnd, RunStart
+from digitlab.models import UnknownModelError, create_model
+
+try:
+    import fcntl
+except ImportError:  # Windows: liveness falls back to the process id
+    fcntl = None
+
+RUN_FILE = "run.json"
+WEIGHTS_FILE = "weights.safetensors"
+LOCK_FILE = ".lock"
+FORMAT = 1
+STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed")
+SHIPPED_PREFIX = "shipped-"
+MAX_BATCH_POINTS = 2000
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+class RunError(Exception):
+    """A run that cannot be read or used; the message says why and what to do."""
+
+
+class InvalidRunIdError(RunError, ValueError):
+    pass
+
+
+class ProtectedRunError(RunError, PermissionError):
+    pass
+
+
+def checkpoints_root(path: str | os.PathLike | None = None) -> Path:
+    """An explicit folder, else DIGITLAB_CHECKPOINTS, else checkpoints/ beside the digitlab package."""
+    return Path(path or os.environ.get("DIGITLAB_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)``, flush it to disk, then rename over ``path``: readers see the old or the new file,
+    never half of one."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True)))
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+
+
+def downsample(values: list[float], max_points: int = MAX_BATCH_POINTS) -> list[float]:
+    """Average consecutive values into at most ``max_points`` buckets of equal size (the last may be smaller)."""
+    if len(values) <= max_points:
+        return list(values)
+    size = -(-len(values) // max_points)  # ceiling division
+    return [sum(chunk) / len(chunk) for chunk in (values[i : i + size] for i in range(0, len(values), size))]
+
+
+@dataclass
+class BatchTrace:
+    """Per-batch loss with where it happened: samples seen and seconds since the start."""
+
+    samples_seen: list[int] = field(default_factory=list)
+    elapsed_s: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+
+    def add(self, event: BatchEnd) -> None:
+        self.samples_seen.append(event.samples_seen)
+        self.elapsed_s.append(event.elapsed_s)
+        self.loss.append(event.loss)
+
+    def to_dict(self, max_points: int = MAX_BATCH_POINTS) -> dict[str, list[float]]:
+        return {
+            "samples_seen": downsample(self.samples_seen, max_points),
+            "elapsed_s": downsample(self.elapsed_s, max_points),
+            "loss": downsample(self.loss, max_points),
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What run.json says about a run, checked on read."""
+
+    id: str
+    path: Path
+    data: dict[str, Any]
+    config: TrainConfig
+
+    @property
+    def name(self) -> str:
+        """The name given to the run, else its architecture and start time, e.g. "cnn Nov 25 07:17:31"."""
+        if self.data.get("name"):
+            return self.data["name"]
+        try:
+            created = dt.datetime.fromisoformat(self.data["created_at"]).astimezone()
+        except (KeyError, TypeError, ValueError):
+            return self.id
+        return f"{self.config.model} {created:%b %d %H:%M:%S}"
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    @property
+    def message(self) -> str:
+        return self.data.get("message", "")
+
+    @property
+    def epochs(self) -> list[dict[str, float]]:
+        return self.data.get("epochs", [])
+
+    @property
+    def batches(self) -> dict[str, list[float]]:
+        return self.data.get("batches", {"samples_seen": [], "elapsed_s": [], "loss": []})
+
+    @property
+    def final(self) -> dict[str, float]:
+        """test_acc, test_loss, train_s of the finished run ({} while it runs)."""
+        return self.data.get("final") or {}
+
+    @property
+    def shipped(self) -> bool:
+        return bool(self.data.get("shipped"))
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS_FILE
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights_path.is_file()
+
+    @property
+    def test_acc(self) -> float | None:
+        if "test_acc" in self.final:
+            return self.final["test_acc"]
+        return self.epochs[-1]["test_acc"] if self.epochs else None
+
+    @property
+    def usable(self) -> bool:
+        """Has weights worth predicting with: not diverged, and trained for at least part of an epoch."""
+        return self.has_weights and self.status != "diverged"
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    record: RunRecord
+    model: nn.Module  # eval mode, on the CPU
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.record.config
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return {"epochs": self.record.epochs, "final": self.record.final, "batches": self.record.batches}
+
+
+@dataclass(frozen=True)
+class Listing:
+    runs: list[RunRecord]
+    unreadable: list[tuple[Path, str]]  # (folder, reason)
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = checkpoints_root(root)
+
+    def path_for(self, run_id: str) -> Path:
+        """The folder of ``run_id``; ids that are not plain names (``..``, slashes, hidden) are refused."""
+        if not isinstance(run_id, str) or not _ID_PATTERN.fullmatch(run_id) or ".." in run_id:
+            raise InvalidRunIdError(
+                f"invalid run id {run_id!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit"
+            )
+        path = self.root / run_id
+        if path.resolve().parent != self.root.resolve():
+            raise InvalidRunIdError(f"run id {run_id!r} points outside {self.root}")
+        return path
+
+    def new_run_id(self, config: TrainConfig) -> str:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return f"{stamp}-{config.model}-{secrets.token_hex(2)}"
+
+    def create_folder(self, config: TrainConfig) -> tuple[str, Path]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = self.new_run_id(config)
+            path = self.path_for(run_id)
+            try:
+                path.mkdir()
+                return run_id, path
+            except FileExistsError:
+                continue
+
+    def read(self, run_id: str) -> RunRecord:
+        return self._read(self.path_for(run_id))
+
+    def _read(self, path: Path) -> RunRecord:
+        run_file = path / RUN_FILE
+        if not path.is_dir():
+            raise RunError(f"no run {path.name!r} in {path.parent}")
+        if not run_file.is_file():
+            found = ", ".join(sorted(p.name for p in path.iterdir())[:5]) or "nothing"
+            raise RunError(f"no {RUN_FILE}, so this is not a digitlab run (found: {found})")
+        try:
+            data = json.loads(run_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunError(f"{RUN_FILE} is not valid JSON ({err})") from None
+        if not isinstance(data, dict) or "config" not in data or data.get("status") not in STATUSES:
+            raise RunError(f"{RUN_FILE} is not a digitlab run record (it needs 'config' and a known 'status')")
+        try:
+            config = TrainConfig.from_dict(data["config"])
+        except (ConfigError, TypeError) as err:
+            raise RunError(f"its config cannot be read: {err}") from None
+        record = RunRecord(path.name, path, data, config)
+        if record.status == "running" and not _is_alive(path, data):
+            data.update(status="interrupted", message="The process training it ended before the run finished; "
+                        "the epochs finished before that are kept.", updated_at=_now())
+            write_json(run_file, data)
+        if record.status in ("completed", "stopped") and not record.has_weights:
+            raise RunError(f"{WEIGHTS_FILE} is missing, so the {record.status} run cannot be used")
+        return record
+
+    def list(self) -> Listing:
+        """Every run, newest first, and every folder that could not be read with the reason."""
+        runs, unreadable = [], []
+        if self.root.is_dir():
+            for path in sorted(self.root.iterdir()):
+                if not path.is_dir() or path.name.startswith("."):
+                    continue
+                try:
+                    runs.append(self._read(path))
+                except (RunError, OSError) as err:
+                    unreadable.append((path, str(err)))
+        shipped = [r for r in runs if r.shipped]
+        trained = sorted((r for r in runs if not r.shipped), key=lambda r: r.data.get("created_at", ""), reverse=True)
+        return Listing(trained + shipped, unreadable)
+
+    def load(self, run_id_or_path: str | os.PathLike) -> LoadedRun:
+        path = Path(run_id_or_path)
+        record = self._read(path) if path.is_dir() and (path / RUN_FILE).exists() else self.read(str(run_id_or_path))
+        return LoadedRun(record, load_model(record))
+
+    def delete(self, run_id: str) -> None:
+        record = self.read(run_id)
+        if record.shipped:
+            raise ProtectedRunError(f"{record.name} is a shipped checkpoint and cannot be deleted")
+        if record.status == "running":
+            raise ProtectedRunError(f"{record.name} is still training; stop it before deleting it")
+        # Rename first: a crash mid-delete leaves a hidden folder that listing skips, never half a run.
+        trash = record.path.with_name(f".deleted-{record.id}-{secrets.token_hex(2)}")
+        os.replace(record.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def rename(self, run_id: str, name: str) -> None:
+        record = self.read(run_id)
+        if record.shipped:
+            raise ProtectedRunError(f"{record.name} is a shipped checkpoint and cannot be renamed")
+        name = name.strip()
+        if not name or len(name) > 80:
+            raise RunError("a run name needs 1 to 80 characters")
+        write_json(record.path / RUN_FILE, {**record.data, "name": name, "updated_at": _now()})
+
+
+def load_model(record: RunRecord) -> nn.Module:
+    if not record.has_weights:
+        raise RunError(f"{record.name} has no weights ({record.status} before its first epoch ended)")
+    try:
+        model = create_model(record.config.model, **record.config.model_options)
+    except (UnknownModelError, TypeError, ValueError) as err:
+        raise RunError(f"its model cannot be built: {err}") from None
+    try:
+        state = load_file(str(record.weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunError(f"{WEIGHTS_FILE} cannot be read ({err}); it may be damaged or not a safetensors file") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise RunError(f"{WEIGHTS_FILE} does not fit a {record.config.model} with this config: {first_line}") from None
+    return model.eval()
+
+
+def load_run(run_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> LoadedRun:
+    """A run by id (in ``root`` or the default store) or by folder path, with its model ready to predict."""
+    return RunStore(root).load(run_id_or_path)
+
+
+def list_runs(root: str | os.PathLike | None = None) -> Listing:
+    return RunStore(root).list()
+
+
+def _is_alive(path: Path, data: dict[str, Any]) -> bool:
+    """Is the process that wrote this "running" run still training it?"""
+    if fcntl is not None:
+        # The trainer holds an exclusive lock on .lock; the kernel drops it when that process dies.
+        try:
+            with open(path / LOCK_FILE, "a+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return False
+        except OSError:
+            return False
+    pid = data.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+class RunRecorder:
+    """Feeds engine events into one run's folder: created at RunStart, written at every epoch end and at RunEnd."""
+
+    def __init__(self, store: RunStore, config: TrainConfig):
+        self.store = store
+        self.config = config
+        self.run_id, self.path = store.create_folder(config)
+        self.trace = BatchTrace()
+        self.model: nn.Module | None = None
+        self._lock = None
+        now = _now()
+        self.data: dict[str, Any] = {
+            "format": FORMAT,
+            "name": config.name,
+            "status": "running",
+            "message": "",
+            "config": config.to_dict(),
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": None,
+            "pid": os.getpid(),
+            "host": platform.node(),
+            "versions": {"digitlab": __version__, "torch": torch.__version__, "python": sys.version.split()[0]},
+            "epochs": [],
+            "batches": self.trace.to_dict(),
+            "final": {},
+        }
+        self._hold_lock()
+        self._write()
+
+    def _hold_lock(self) -> None:
+        if fcntl is not None:
+            self._lock = open(self.path / LOCK_FILE, "a+")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def _write(self) -> None:
+        self.data["updated_at"] = _now()
+        self.data["batches"] = self.trace.to_dict()
+        write_json(self.path / RUN_FILE, self.data)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, BatchEnd):
+            self.trace.add(event)
+        elif isinstance(event, RunStart):
+            self.model = event.model
+            self.data.update(device=event.device, device_name=event.device_name, param_count=event.param_count,
+                             train_size=event.train_size)
+            self._write()
+        elif isinstance(event, EpochEnd):
+            self.data["epochs"].append({
+                "epoch": event.epoch, "train_loss": event.train_loss, "train_acc": event.train_acc,
+                "test_loss": event.test_loss, "test_acc": event.test_acc, "lr": event.lr,
+                "samples_seen": event.samples_seen, "elapsed_s": event.elapsed_s,
+            })
+            save_weights(self.model, self.path / WEIGHTS_FILE)
+            self._write()
+        elif isinstance(event, RunEnd):
+            save_weights(event.model, self.path / WEIGHTS_FILE)
+            self.data.update(status=event.status, message=event.message, finished_at=_now(), final={
+                "test_acc": event.test_acc, "test_loss": event.test_loss, "train_s": event.train_s,
+                "epochs_done": event.epochs_done,
+            })
+            self._write()
+            self._release_lock()
+
+    def fail(self, error: BaseException) -> None:
+        """The run crashed: keep what was written, say why."""
+        self.data.update(status="failed", message=f"Training failed: {type(error).__name__}: {error}",
+                         finished_at=_now())
+        self._write()
+        self._release_lock()
+
+
+def record_training(store: RunStore, config: TrainConfig, events, on_event=None) -> RunRecord:
+    """Drive ``events`` (from engine.train) into a new run of ``store``; ``on_event(recorder, event)`` sees each.
+
+    An exception inside training marks the run failed and is raised again.
+    """
+    recorder = RunRecorder(store, config)
+    try:
+        for event in events:
+            recorder.handle(event)
+            if on_event is not None:
+                on_event(recorder, event)
+    except BaseException as err:
+        recorder.fail(err)
+        raise
+    return store.read(recorder.run_id)
+
+
+def ship_run(store: RunStore, run_id: str) -> RunRecord:
+    """Make a completed run the shipped checkpoint of its architecture: folder shipped-<model>, protected."""
+    record = store.read(run_id)
+    if record.status != "completed":
+        raise RunError(f"only completed runs can be shipped; {record.name} is {record.status}")
+    target = store.path_for(SHIPPED_PREFIX + record.config.model)
+    if target.exists():
+        raise RunError(f"{target.name} already exists; move it away first")
+    name = record.config.name or f"{record.config.model} (shipped)"
+    write_json(record.path / RUN_FILE, {**record.data, "shipped": True, "name": name})
+    (record.path / LOCK_FILE).unlink(missing_ok=True)
+    os.replace(record.path, target)
+    return store.read(target.name)

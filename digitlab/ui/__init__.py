@@ -1,0 +1,125 @@
+"""The dashboard's shared Streamlit pieces: cached loaders and small widgets. The only part of digitlab that
+imports streamlit."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import uuid
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from digitlab.data import MNIST, load_mnist
+from digitlab.device import describe, pick_device, prepare
+from digitlab.jobs import JobManager
+from digitlab.predict import RunPredictions, run_predictions
+from digitlab.runs import Listing, RunRecord, RunStore, load_model
+
+STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
+                "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
+                "interrupted": ":material/warning:", "failed": ":material/error:"}
+
+
+APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def use_app_navigation() -> None:
+    """Call first in every page.
+
+    Until app.py's st.navigation has run once in a process, Streamlit treats the pages/ folder beside app.py as an
+    old-style multipage app: a first visit straight to /train runs that page alone, without the app's layout and
+    sidebar (AppTest does this on every run). Then run app.py here, in this same script run, so that its
+    navigation takes over and runs this page (widget clicks of this run included), and stop this outer copy.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(APP_SCRIPT), run_name="__main__")
+        st.stop()
+
+
+def store() -> RunStore:
+    return RunStore()
+
+
+def list_runs() -> Listing:
+    return store().list()
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """One per server: every tab sees the same training job."""
+    return JobManager(load_mnist, store())
+
+
+@st.cache_resource(show_spinner="Loading MNIST...")
+def mnist() -> MNIST:
+    return load_mnist()
+
+
+@st.cache_resource(show_spinner=False)
+def device_label() -> str:
+    device = pick_device("auto")
+    prepare(device)
+    return describe(device)
+
+
+def _weights_stamp(record: RunRecord) -> float:
+    return record.weights_path.stat().st_mtime_ns
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _model(path: str, stamp: float) -> torch.nn.Module:
+    record = RunStore(os.path.dirname(path)).read(os.path.basename(path))
+    return load_model(record)
+
+
+def model_for(record: RunRecord) -> torch.nn.Module:
+    """The run's model, loaded once per server (and again only when its weights file changes)."""
+    return _model(str(record.path), _weights_stamp(record))
+
+
+@st.cache_data(show_spinner="Computing predictions over the 10,000 test images...", max_entries=32)
+def _predictions(path: str, stamp: float) -> RunPredictions:
+    record = RunStore(os.path.dirname(path)).read(os.path.basename(path))
+    return run_predictions(record, _model(path, stamp), mnist())
+
+
+def predictions_for(record: RunRecord) -> RunPredictions:
+    return _predictions(str(record.path), _weights_stamp(record))
+
+
+def session_id() -> str:
+    """Who this browser tab is, to tell "you" from "another tab" for the training job."""
+    return st.session_state.setdefault("digitlab.session", uuid.uuid4().hex)
+
+
+def run_label(record: RunRecord) -> str:
+    """Plain text, for selectors (which show no icons): name · accuracy · status unless completed."""
+    parts = [record.name]
+    if record.test_acc is not None:
+        parts.append(f"{record.test_acc:.2%}")
+    if record.status != "completed":
+        parts.append(record.status)
+    return " · ".join(parts)
+
+
+def field_error(errors: dict[str, str], key: str) -> None:
+    """The library's message for one form field, right under it."""
+    if key in errors:
+        st.markdown(f":red[{errors[key]}]")
+
+
+def unreadable_runs(listing: Listing) -> None:
+    if listing.unreadable:
+        with st.expander(f"{len(listing.unreadable)} unreadable run folder(s) skipped", icon=":material/warning:", expanded=False):
+            for path, reason in listing.unreadable:
+                st.warning(f"**{path.name}**: {reason}")
+
+
+def no_runs_hint() -> None:
+    st.info("No usable runs yet. Train one on the **Train** page, or restore the shipped checkpoints "
+            "(`git checkout checkpoints/`).")

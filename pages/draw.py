@@ -1,0 +1,87 @@
+"""Draw: a digit on a canvas, and every selected model's guess as the ink dries."""
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas  # only importable inside a running Streamlit app
+
+from digitlab import charts, ui
+from digitlab.compare import run_colours
+from digitlab.consensus import agreement, guess_drawing
+from digitlab.images import normalized_png
+
+ui.use_app_navigation()
+CANVAS_SIZE = 280
+
+st.title("Draw")
+listing = ui.list_runs()
+ui.unreadable_runs(listing)
+usable = [r for r in listing.runs if r.usable]
+if not usable:
+    ui.no_runs_hint()
+    st.stop()
+by_id = {r.id: r for r in usable}
+colours = run_colours([r.id for r in listing.runs])
+
+# The selection survives page switches; runs deleted meanwhile drop out of it.
+default = [r.id for r in usable if r.shipped] or [usable[0].id]
+remembered = st.session_state.get("draw.models", st.session_state.get("draw.remembered", default))
+st.session_state["draw.models"] = [i for i in remembered if i in by_id]
+chosen = st.multiselect("Models", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="draw.models",
+                        placeholder="Pick the models that should guess")
+st.session_state["draw.remembered"] = chosen
+
+st.session_state.setdefault("draw.canvas_generation", 0)
+canvas_col, seen_col, result_col = st.columns([1.4, 0.8, 2], gap="large")
+with canvas_col:
+    width = st.slider("Stroke width", 6, 40, 18, key="draw.stroke")
+    canvas = st_canvas(
+        stroke_width=width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        drawing_mode="freedraw",
+        update_streamlit=True,
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        return_image_data=True,
+        key=f"draw.canvas.{st.session_state['draw.canvas_generation']}",  # a new key is a clean canvas
+    )
+    if st.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
+        st.session_state["draw.canvas_generation"] += 1
+        st.rerun()
+
+models = {by_id[i].name: ui.model_for(by_id[i]) for i in chosen}
+rgba = canvas.image_data
+image, guesses, ms = guess_drawing(models, rgba) if rgba is not None else (None, [], 0.0)
+with seen_col:
+    st.markdown("**What the models see**")
+    if image is None:
+        st.caption("28 × 28, once you draw")
+    else:
+        st.image(normalized_png(image, scale=6), width="stretch")
+        st.caption("28 × 28: cropped, fitted into 20 px, centred by mass")
+
+with result_col:
+    if image is None:
+        st.info("Draw a digit on the black canvas, from 0 to 9. Every selected model guesses as soon as you "
+                "lift the mouse.")
+    elif not chosen:
+        st.info("Pick at least one model above.")
+    else:
+        agree, sentence = agreement(guesses)
+        lead = guesses[0]
+        big, words = st.columns([1, 3], vertical_alignment="center")
+        big.markdown(f"<div style='font-size:5.5rem;font-weight:700;line-height:1;text-align:center' "
+                     f"data-testid='draw-prediction'>{lead.digit}</div>", unsafe_allow_html=True)
+        words.markdown(f"**{lead.model}** is {lead.confidence:.0%} sure it is a **{lead.digit}**.")
+        if agree:
+            words.success(sentence)
+        else:
+            words.warning(f"The models disagree: {sentence}")
+        words.caption(f"{len(guesses)} model(s) answered in {ms:.1f} ms, preprocessing included.")
+        per_row = 2 if len(guesses) > 1 else 1
+        for start in range(0, len(guesses), per_row):
+            for column, (run_id, guess) in zip(st.columns(per_row), list(zip(chosen, guesses))[start:start + per_row]):
+                column.plotly_chart(
+                    charts.probability_figure(guess.probs.tolist(), f"{guess.model}: {guess.digit} "
+                                              f"({guess.confidence:.0%})", colour=colours[run_id]),
+                    key=f"draw.bars.{run_id}", config={"displayModeBar": False},
+                )

@@ -1,0 +1,140 @@
+"""Errors: the test images a run gets wrong, with its confidence; confusion matrix; per-class accuracy."""
+
+import streamlit as st
+
+from digitlab import charts, ui
+from digitlab.images import digit_png, top_k_bar_html
+from digitlab.mistakes import (
+    PER_PAGE,
+    SORTS,
+    ErrorFilter,
+    cell_from_selection,
+    compare_errors,
+    filter_errors,
+    header_line,
+    page_of,
+    top_k,
+)
+
+ui.use_app_navigation()
+ANY = "any"
+
+st.title("Errors")
+listing = ui.list_runs()
+ui.unreadable_runs(listing)
+usable = [r for r in listing.runs if r.usable]
+if not usable:
+    ui.no_runs_hint()
+    st.stop()
+by_id = {r.id: r for r in usable}
+
+# Default: the run a link asked for (?run=...), else the best shipped checkpoint.
+requested = st.query_params.get("run")
+best_shipped = max((r for r in usable if r.shipped), key=lambda r: r.test_acc or 0, default=usable[0])
+if st.session_state.get("errors.run") not in by_id:
+    st.session_state["errors.run"] = requested if requested in by_id else best_shipped.id
+elif requested in by_id and st.session_state.get("errors.requested") != requested:
+    st.session_state["errors.run"] = requested
+st.session_state["errors.requested"] = requested
+
+pick, versus = st.columns(2)
+run_id = pick.selectbox("Run", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="errors.run")
+others = [i for i in by_id if i != run_id]
+other_id = versus.selectbox("Compare with (optional)", [None, *others], key="errors.versus",
+                            format_func=lambda i: "no second run" if i is None else ui.run_label(by_id[i]))
+record = by_id[run_id]
+preds = ui.predictions_for(record)
+test_images = ui.mnist().test_images
+
+st.subheader(header_line(preds))
+
+
+def on_cell_click() -> None:
+    cell = cell_from_selection(st.session_state["errors.matrix"].get("selection"))
+    if cell is not None:
+        st.session_state["errors.true"], st.session_state["errors.predicted"] = cell
+        st.session_state["errors.page"] = 1
+
+
+for key in ("errors.true", "errors.predicted"):
+    st.session_state.setdefault(key, ANY)
+st.session_state.setdefault("errors.page", 1)
+
+matrix_col, class_col = st.columns([1, 1], gap="large")
+with matrix_col:
+    selected_cell = None
+    if st.session_state["errors.true"] != ANY and st.session_state["errors.predicted"] != ANY:
+        selected_cell = (st.session_state["errors.true"], st.session_state["errors.predicted"])
+    st.plotly_chart(charts.confusion_figure(preds.confusion.tolist(), selected_cell), key="errors.matrix",
+                    on_select=on_cell_click, selection_mode="points", config={"displayModeBar": False})
+with class_col:
+    st.plotly_chart(charts.per_class_figure(preds.per_class_accuracy.tolist()), key="errors.per_class",
+                    config={"displayModeBar": False})
+    among = None
+    shown_preds = preds
+    if other_id is not None:
+        other = by_id[other_id]
+        other_preds = ui.predictions_for(other)
+        overlap = compare_errors(preds, other_preds)
+        subsets = {
+            "all": f"All errors of {record.name} ({len(preds.misclassified)})",
+            "both": f"Both get wrong ({len(overlap.both)})",
+            "only_first": f"Only {record.name} gets wrong ({len(overlap.only_first)})",
+            "only_second": f"Only {other.name} gets wrong ({len(overlap.only_second)})",
+        }
+        subset = st.radio("Show", list(subsets), format_func=subsets.get, key="errors.subset")
+        among = {"all": None, "both": overlap.both, "only_first": overlap.only_first,
+                 "only_second": overlap.only_second}[subset]
+        if subset == "only_second":
+            shown_preds = other_preds
+
+st.divider()
+with st.container():
+    digits = [ANY, *range(10)]
+    f1, f2, f3, f4 = st.columns([1, 1, 1.4, 2])
+    f1.selectbox("True digit", digits, key="errors.true", on_change=lambda: st.session_state.update({"errors.page": 1}))
+    f2.selectbox("Predicted digit", digits, key="errors.predicted",
+                 on_change=lambda: st.session_state.update({"errors.page": 1}))
+    f3.selectbox("Order", list(SORTS), format_func=SORTS.get, key="errors.sort")
+    low, high = f4.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key="errors.confidence")
+    where = ErrorFilter(
+        true_class=None if st.session_state["errors.true"] == ANY else st.session_state["errors.true"],
+        predicted_class=None if st.session_state["errors.predicted"] == ANY else st.session_state["errors.predicted"],
+        min_confidence=low, max_confidence=high,
+    )
+    items = filter_errors(shown_preds, where, st.session_state["errors.sort"], among)
+    shown, page, pages = page_of(items, st.session_state["errors.page"])
+    st.session_state["errors.page"] = page
+
+    info, prev_col, page_col, next_col = st.columns([5, 1, 1, 1], vertical_alignment="center")
+    info.caption(f"{len(items):,} image(s) match" + (" · clear the filters to see all" if len(items) == 0 else ""))
+    if prev_col.button("Previous", key="errors.prev", disabled=page <= 1, width="stretch"):
+        st.session_state["errors.page"] = page - 1
+        st.rerun()
+    page_col.markdown(f"<div style='text-align:center'>page {page} of {pages}</div>", unsafe_allow_html=True)
+    if next_col.button("Next", key="errors.next", disabled=page >= pages, width="stretch"):
+        st.session_state["errors.page"] = page + 1
+        st.rerun()
+
+    @st.dialog("Test image", width="large")
+    def inspect(index: int) -> None:
+        image_col, bars_col = st.columns([1, 2])
+        image_col.image(digit_png(test_images[index], scale=10), width="stretch")
+        image_col.markdown(f"Test image **#{index}**  \ntrue **{shown_preds.labels[index].item()}**, predicted "
+                           f"**{shown_preds.predicted[index].item()}** ({shown_preds.confidence[index].item():.1%})")
+        bars_col.plotly_chart(charts.probability_figure(shown_preds.probs[index].tolist(), height=320),
+                              key=f"errors.dialog.{index}", config={"displayModeBar": False})
+
+    per_row = 6
+    for row_start in range(0, len(shown), per_row):
+        for column, index in zip(st.columns(per_row), shown[row_start : row_start + per_row]):
+            with column.container(border=True):
+                true, predicted = shown_preds.labels[index].item(), shown_preds.predicted[index].item()
+                st.image(digit_png(test_images[index], scale=4), width="stretch")
+                st.markdown(f"**{true}** → :red[**{predicted}**] · {shown_preds.confidence[index].item():.0%}")
+                st.html(top_k_bar_html(top_k(shown_preds.probs[index]), true))
+                if st.button(f"#{index}", key=f"errors.inspect.{index}", width="stretch",
+                             help="Show it larger with all 10 probabilities"):
+                    inspect(index)
+    if len(shown) < len(items) or page > 1:
+        st.caption(f"Showing {len(shown)} of {len(items)} ({PER_PAGE} per page).")

@@ -1,0 +1,193 @@
+"""Train: a form that builds a TrainConfig, and the live view of the server's training job."""
+
+import streamlit as st
+
+from digitlab import charts, ui
+from digitlab.compare import train_size
+from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
+from digitlab.data import AUGMENTATIONS
+from digitlab.device import available_devices
+from digitlab.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, to_text
+from digitlab.jobs import JobBusyError
+from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
+
+ui.use_app_navigation()
+
+REFRESH_S = 1.0
+FORM = "train_form"  # the form's values, kept while other pages are shown (Streamlit drops unrendered widgets)
+
+
+def widget(field: str) -> str:
+    return f"train.{field}"
+
+
+def load_form(values: dict) -> None:
+    st.session_state[FORM] = values
+    for field, value in values.items():
+        st.session_state[widget(field)] = value
+
+
+def on_preset() -> None:
+    name = st.session_state[widget("preset")]
+    if name != CUSTOM:
+        load_form({"preset": name, **form_values(preset(name))})
+
+
+def on_model() -> None:
+    form = {k: v for k, v in st.session_state[FORM].items() if not k.startswith("opt.")}
+    model = st.session_state[widget("model")]
+    options = {f"opt.{k}": to_text(v) for k, v in default_options(model).items()}
+    load_form({**form, "preset": CUSTOM, "model": model, **options})
+
+
+def on_edit() -> None:
+    st.session_state[widget("preset")] = CUSTOM
+
+
+if FORM not in st.session_state:
+    load_form({"preset": "fast", **form_values(preset("fast"))})
+form = st.session_state[FORM]
+for field, value in form.items():
+    st.session_state.setdefault(widget(field), value)
+values = {field: st.session_state[widget(field)] for field in form}
+config, errors = config_from_form({k: v for k, v in values.items() if k != "preset"})
+
+st.title("Train")
+left, right = st.columns([1.3, 2], gap="large")
+
+with left, st.container(border=True):
+    st.selectbox("Start from a preset", [*PRESETS, CUSTOM], key=widget("preset"), on_change=on_preset,
+                 help="Presets rebuild the seed write-ups' setups (seed-*) and the shipped checkpoints (best-*).")
+    chosen = st.session_state[widget("preset")]
+    st.caption(PRESETS[chosen].description if chosen in PRESETS else "Your own settings.")
+    st.selectbox("Architecture", list_models(), key=widget("model"), on_change=on_model, help=FIELD_HELP["model"])
+
+    with st.expander("Architecture options", expanded=False):
+        choices = option_choices(config.model)
+        for option, default in default_options(config.model).items():
+            key, label, help_text = widget(f"opt.{option}"), option.replace("_", " ").capitalize(), OPTION_HELP.get(option)
+            if option in choices:
+                st.selectbox(label, choices[option], key=key, on_change=on_edit, help=help_text)
+            elif isinstance(default, bool):
+                st.checkbox(label, key=key, on_change=on_edit, help=help_text)
+            elif isinstance(default, list):
+                st.text_input(label, key=key, on_change=on_edit, help=help_text)
+            elif isinstance(default, int):
+                st.number_input(label, key=key, step=1, on_change=on_edit, help=help_text)
+            else:
+                st.number_input(label, key=key, step=0.05, on_change=on_edit, help=help_text)
+            ui.field_error(errors, f"model_options.{option}")
+        ui.field_error(errors, "model_options")
+
+    sgd, step = config.optimizer == "sgd", config.schedule == "step"
+
+    def row(*fields):
+        """Widgets side by side, each with its error message under it."""
+        for column, (field, draw) in zip(st.columns(len(fields)), fields):
+            with column:
+                draw()
+                ui.field_error(errors, field)
+
+    def number(label, field, step_by, disabled=False, fmt=None):
+        return field, lambda: st.number_input(label, key=widget(field), step=step_by, format=fmt, disabled=disabled,
+                                              on_change=on_edit, help=FIELD_HELP[field])
+
+    def choice(label, field, options):
+        return field, lambda: st.selectbox(label, options, key=widget(field), on_change=on_edit,
+                                           help=FIELD_HELP[field])
+
+    row(choice("Optimizer", "optimizer", OPTIMIZERS), number("Learning rate", "lr", 0.001, fmt="%.4g"))
+    row(number("Momentum", "momentum", 0.05, disabled=not sgd),
+        ("nesterov", lambda: st.checkbox("Nesterov", key=widget("nesterov"), on_change=on_edit, disabled=not sgd,
+                                         help=FIELD_HELP["nesterov"])))
+    row(number("Batch size", "batch_size", 32), number("Epochs", "epochs", 1))
+    row(choice("LR schedule", "schedule", SCHEDULES))
+    row(number("Step gamma", "step_gamma", 0.05, disabled=not step), number("Step every (epochs)", "step_size", 1,
+                                                                            disabled=not step))
+    row(number("Weight decay", "weight_decay", 0.0001, fmt="%.4g"), number("Label smoothing", "label_smoothing", 0.05))
+    row(choice("Augmentation", "augment", AUGMENTATIONS), number("Seed", "seed", 1))
+    c, d = st.columns(2)
+    c.selectbox("Device", ["auto", *available_devices()], key=widget("device"), on_change=on_edit,
+                help=FIELD_HELP["device"])
+    d.text_input("Run name", key=widget("name"), on_change=on_edit, placeholder="optional",
+                 help=FIELD_HELP["name"])
+    ui.field_error(errors, "device")
+    ui.field_error(errors, "name")
+
+    st.session_state[FORM] = {field: st.session_state[widget(field)] for field in form}
+    if st.button("Train", type="primary", width="stretch", key="train.start"):
+        if errors:
+            st.error(f"Fix the {len(errors)} field(s) marked in red first.")
+        else:
+            try:
+                ui.job_manager().start(config, owner=ui.session_id())
+            except JobBusyError as busy:
+                snap = busy.snapshot
+                whose = "you" if snap.owner == ui.session_id() else "another tab"
+                st.warning(f"Already training: **{snap.config.name or snap.config.model}** ({snap.run_id or 'starting'}), "
+                           f"started by {whose}, {snap.progress:.0%} done. One run trains at a time; stop it or "
+                           "wait for it to finish.")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+job = ui.job_manager().job
+polling = job is not None and job.running
+
+
+@st.fragment(run_every=REFRESH_S if polling else None)
+def live_view() -> None:
+    job = ui.job_manager().job
+    if job is None:
+        st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
+        return
+    snap = job.snapshot()
+    if snap.running != polling:
+        st.rerun()  # started or finished since the page ran: switch polling on or off
+    title = snap.config.name or f"{snap.config.model} run"
+    mine = snap.owner == ui.session_id()
+    st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {title}")
+    st.caption(f"`{snap.run_id or '…'}` · {snap.config.model} · {snap.param_count:,} parameters · "
+               f"{snap.device_name or '…'}" + ("" if mine else " · started in another tab"))
+    if snap.running:
+        bar, stop = st.columns([4, 1], vertical_alignment="bottom")
+        text = (f"Epoch {snap.epoch}/{snap.config.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
+                f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
+        bar.progress(snap.progress, text=snap.message or text)
+        if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested, width="stretch"):
+            job.stop()
+    else:
+        final = snap.final
+        cols = st.columns(5)
+        cols[0].metric("Test accuracy", f"{final['test_acc']:.2%}" if "test_acc" in final else "–")
+        cols[1].metric("Test loss", f"{final['test_loss']:.4f}" if "test_loss" in final else "–")
+        cols[2].metric("Train time", format_seconds(final.get("train_s")))
+        cols[3].metric("Parameters", f"{snap.param_count:,}")
+        cols[4].metric("Status", snap.status)
+        if snap.status in ("diverged", "failed"):
+            st.error(snap.message)
+        elif snap.status == "stopped":
+            st.info(f"{snap.message} The run is kept with every epoch finished before the stop.")
+        if snap.run_id:
+            links = st.columns(3)
+            links[0].page_link("pages/compare.py", label="Compare it with other runs →")
+            if snap.status != "failed":
+                links[1].page_link("pages/errors.py", label="See its mistakes →", query_params={"run": snap.run_id})
+                links[2].page_link("pages/draw.py", label="Draw for it →")
+
+    batches = snap.batches or {"samples_seen": [], "loss": []}
+    size = snap.train_size or train_size({"epochs": list(snap.epochs)})
+    x = [s / size for s in batches["samples_seen"]]
+    st.plotly_chart(charts.batch_loss_figure(x, batches["loss"]), key="train.chart.batch_loss")
+    acc_col, loss_col = st.columns(2)
+    acc_col.plotly_chart(charts.epoch_figure(snap.epochs, "acc", snap.config.epochs), key="train.chart.acc")
+    loss_col.plotly_chart(charts.epoch_figure(snap.epochs, "loss", snap.config.epochs), key="train.chart.loss")
+
+
+with right:
+    live_view()

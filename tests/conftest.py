@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from digitlab.data import RAW_FILES, data_root, load_mnist
+from tests.fakedata import write_tiny_mnist
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "checkpoints"
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    """A small synthetic MNIST (300 train, 100 test images) in torchvision's layout."""
+    return write_tiny_mnist(tmp_path_factory.mktemp("tiny-mnist"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_data_root):
+    return load_mnist(tiny_data_root, download=False)
+
+
+def real_data_root() -> Path | None:
+    root = data_root()
+    if all((root / "MNIST" / "raw" / name).is_file() for name in RAW_FILES):
+        return root
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_data():
+    """The real MNIST from DIGITLAB_DATA (CI points it at ../shared/data); the test is skipped only when absent."""
+    root = real_data_root()
+    if root is None:
+        pytest.skip(f"the real MNIST files are not in {data_root() / 'MNIST' / 'raw'} (set DIGITLAB_DATA)")
+    return load_mnist(root, download=False)
+
+
+@pytest.fixture
+def store_root(tmp_path) -> Path:
+    return tmp_path / "checkpoints"
+
+
+@pytest.fixture
+def store_with_shipped(tmp_path) -> Path:
+    """A temporary copy of the shipped checkpoints: tests never write into the repository's own."""
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    for run in SHIPPED.glob("shipped-*"):
+        shutil.copytree(run, root / run.name, ignore=shutil.ignore_patterns("predictions.safetensors", ".lock"))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(monkeypatch, tmp_path):
+    """Code that falls back to the default run store writes into a temporary folder, never checkpoints/."""
+    if "DIGITLAB_CHECKPOINTS" not in os.environ or Path(os.environ["DIGITLAB_CHECKPOINTS"]).resolve() == SHIPPED:
+        monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(tmp_path / "default-checkpoints"))

@@ -1,0 +1,200 @@
+"""The dashboard through Streamlit's AppTest: every page, the Train form, a real (tiny) training job."""
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from digitlab.config import TrainConfig
+from digitlab.engine import train
+from digitlab.runs import RunStore, record_training
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = ["pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py"]
+
+
+@pytest.fixture
+def app_env(monkeypatch, tiny_data_root):
+    """Point the app at the tiny data and a fresh store; forget what earlier tests cached in this process."""
+
+    def configure(store: Path) -> Path:
+        monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store))
+        monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        return store
+
+    yield configure
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture
+def several_runs(app_env, store_with_shipped, tiny_data):
+    store = app_env(store_with_shipped)
+    config = TrainConfig(model="mlp", model_options={"hidden": [32]}, lr=0.01, batch_size=64, epochs=2,
+                         name="tiny mlp")
+    record_training(RunStore(store), config, train(config, tiny_data))
+    return store
+
+
+@pytest.mark.parametrize("page", [None, *PAGES])
+def test_every_page_renders_with_an_empty_store(app_env, tmp_path, page):
+    app_env(tmp_path / "empty-store")
+    at = open_app(page)
+    assert_clean(at)
+    if page in ("pages/compare.py", "pages/errors.py", "pages/draw.py"):
+        assert any("No usable runs yet" in info.value for info in at.info)
+
+
+@pytest.mark.parametrize("page", [None, *PAGES])
+def test_every_page_renders_with_several_runs(several_runs, page):
+    at = open_app(page)
+    assert_clean(at)
+    assert "Stored runs:** 5" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_home_links_every_page(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    at = open_app()
+    assert at.title[0].value.endswith("digitlab")
+    assert len(at.markdown) >= 4
+
+
+def test_the_form_shows_the_library_messages_and_starts_nothing(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    at = open_app("pages/train.py")
+    at.number_input(key="train.batch_size").set_value(0)
+    at.number_input(key="train.lr").set_value(-1.0)
+    at.text_input(key="train.opt.channels").set_value("16, lots")
+    at.run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "batch_size must be between 1 and 60000, got 0" in shown
+    assert "lr must be above 0 and at most 10, got -1.0" in shown
+    assert "channels must be whole numbers separated by commas" in shown
+    at.button(key="train.start").click().run()
+    assert any("Fix the 3 field(s) marked in red" in e.value for e in at.error), [e.value for e in at.error]
+    from digitlab import ui
+
+    assert ui.job_manager().job is None
+
+
+def test_presets_fill_the_form(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    at = open_app("pages/train.py")
+    at.selectbox(key="train.preset").set_value("seed-cnn").run()
+    assert at.selectbox(key="train.optimizer").value == "adadelta"
+    assert at.number_input(key="train.batch_size").value == 512
+    assert at.text_input(key="train.opt.channels").value == "8, 16"
+    at.selectbox(key="train.model").set_value("mlp").run()
+    assert at.selectbox(key="train.preset").value == "custom"
+    assert at.text_input(key="train.opt.hidden").value == "512, 512, 512"
+
+
+def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    at = open_app("pages/train.py")
+    at.text_input(key="train.name").set_value("app test run")
+    at.number_input(key="train.epochs").set_value(2)
+    at.button(key="train.start").click().run()
+    assert_clean(at)
+    from digitlab import ui
+
+    job = ui.job_manager().job
+    assert job is not None and job.join(120)
+    at.run()  # the page polls; a full run shows the finished job
+    assert_clean(at)
+    assert any(m.label == "Status" and m.value == "completed" for m in at.metric)
+    assert any(m.label == "Test accuracy" for m in at.metric)
+    at.switch_page("pages/compare.py").run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert "app test run" in set(table["Run"])
+    assert table.loc[table["Run"] == "app test run", "Status"].item() == "completed"
+
+
+def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    first = open_app("pages/train.py")
+    first.number_input(key="train.epochs").set_value(300)
+    first.button(key="train.start").click().run()
+    second = open_app("pages/train.py")
+    second.button(key="train.start").click().run()
+    warning = " ".join(w.value for w in second.warning)
+    assert "Already training" in warning and "another tab" in warning
+    from digitlab import ui
+
+    job = ui.job_manager().job
+    job.stop()
+    assert job.join(60) and job.snapshot().status == "stopped"
+
+
+def test_compare_selects_tables_and_deletes_with_confirmation(several_runs):
+    at = open_app("pages/compare.py")
+    table = at.dataframe[0].value
+    assert {"tiny mlp", "mlp (shipped)", "cnn (shipped)"} <= set(table["Run"])
+    assert list(table.columns[:5]) == ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy"]
+    run_id = [r.id for r in RunStore(several_runs).list().runs if r.name == "tiny mlp"][0]
+    at.button(key="compare.manage.delete").click().run()
+    assert any("cannot be undone" in w.value for w in at.warning)
+    at.button(key="compare.manage.yes").click().run()
+    assert_clean(at)
+    assert not (several_runs / run_id).exists()
+    assert "tiny mlp" not in set(at.dataframe[0].value["Run"])
+    assert (several_runs / "shipped-cnn").exists()
+
+
+def gallery(at: AppTest) -> list[str]:
+    """The captions under the gallery's images: "**true** → :red[**predicted**] · confidence"."""
+    return [m.value for m in at.markdown if "→" in m.value]
+
+
+@pytest.mark.parametrize("run_id", ["shipped-mlp", "shipped-lenet", "shipped-cnn", "shipped-resnet"])
+def test_errors_renders_for_each_shipped_checkpoint(several_runs, run_id):
+    at = open_app("pages/errors.py")
+    at.selectbox(key="errors.run").set_value(run_id).run()
+    assert_clean(at)
+    header = at.subheader[0].value
+    errors = int(header.split(" of ")[0].replace(",", ""))
+    assert header.endswith("% accuracy)")
+    shown = gallery(at)
+    assert len(shown) == min(24, errors)
+    assert len([b for b in at.button if (b.key or "").startswith("errors.inspect.")]) == len(shown)
+
+
+def test_error_filters_change_the_gallery(several_runs):
+    at = open_app("pages/errors.py")
+    tiny = [r.id for r in RunStore(several_runs).list().runs if r.name == "tiny mlp"][0]
+    at.selectbox(key="errors.run").set_value(tiny).run()
+    everything = gallery(at)
+    assert everything  # two epochs on 300 images leave mistakes to show
+    first_true = int(everything[0][2])
+    at.selectbox(key="errors.true").set_value(first_true).run()
+    assert_clean(at)
+    filtered = gallery(at)
+    assert filtered and all(text.startswith(f"**{first_true}**") for text in filtered)
+    at.slider(key="errors.confidence").set_value((0.0, 0.0)).run()
+    assert gallery(at) == []
+    assert any("clear the filters" in c.value for c in at.caption)
+
+
+def test_draw_renders_with_an_empty_canvas(several_runs):
+    at = open_app("pages/draw.py")
+    assert_clean(at)
+    assert any("Draw a digit" in info.value for info in at.info)
+    assert not at.get("plotly_chart")  # no zero-filled bars
+    assert set(at.multiselect(key="draw.models").value) == {"shipped-mlp", "shipped-lenet", "shipped-cnn",
+                                                              "shipped-resnet"}

@@ -1,0 +1,51 @@
+import pytest
+
+from digitlab import charts
+
+
+def test_ema_smooths_and_starts_unbiased():
+    assert charts.ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])
+    smoothed = charts.ema([0.0, 10.0, 0.0, 10.0], 0.5)
+    assert smoothed[0] == 0 and 0 < smoothed[-1] < 10
+    assert charts.ema([3.0, 4.0], 0.0) == [3.0, 4.0]
+
+
+def test_live_figures_keep_zoom_across_refreshes():
+    loss = charts.batch_loss_figure([0.1, 0.2, 0.3], [2.0, 1.0, 0.5])
+    assert loss.layout.uirevision and len(loss.data) == 2
+    again = charts.batch_loss_figure([0.1, 0.2, 0.3, 0.4], [2.0, 1.0, 0.5, 0.4])
+    assert again.layout.uirevision == loss.layout.uirevision
+    epochs = [{"epoch": 1, "train_acc": 0.9, "test_acc": 0.95, "train_loss": 0.3, "test_loss": 0.2}]
+    acc = charts.epoch_figure(epochs, "acc", total_epochs=5)
+    assert [t.name for t in acc.data] == ["train", "test"] and list(acc.data[1].y) == [0.95]
+    assert tuple(acc.layout.xaxis.range) == (0.5, 5.5)
+    assert charts.epoch_figure([], "loss", 3).layout.annotations  # an empty chart says when it fills
+
+
+def test_confusion_figure_has_clickable_cells_and_counts():
+    confusion = [[5 if t == p else (2 if (t, p) == (3, 5) else 0) for p in range(10)] for t in range(10)]
+    fig = charts.confusion_figure(confusion, selected=(3, 5))
+    cells = [t for t in fig.data if t.type == "scatter"][0]
+    assert len(cells.x) == 100
+    assert cells.marker.opacity > 0  # opacity 0 would make the cells unclickable
+    i = list(zip(cells.y, cells.x)).index((3, 5))
+    assert cells.text[i] == "2"
+    off_diagonal = fig.data[1].z
+    assert off_diagonal[3][5] == 2 and off_diagonal[3][3] is None and off_diagonal[0][1] is None
+    assert fig.layout.shapes  # the selected cell is outlined
+
+
+def test_probability_and_per_class_figures():
+    fig = charts.probability_figure([0.05] * 9 + [0.55], "cnn")
+    assert list(fig.data[0].x) == list(range(10))
+    assert fig.data[0].marker.color[9] != fig.data[0].marker.color[0]
+    per_class = charts.per_class_figure([0.99] * 9 + [0.9])
+    assert per_class.data[0].marker.color[9] == charts.PALETTE[3]
+
+
+def test_small_multiples_has_one_panel_per_run():
+    series = [charts.Series("train", "#000", [1, 2], [0.9, 0.95]), charts.Series("test", "#111", [1, 2], [0.9, 0.9])]
+    fig = charts.small_multiples_figure([("a", series), ("b", series), ("c", series), ("d", series)], "Epoch", "Acc")
+    assert len(fig.data) == 8
+    assert [a.text for a in fig.layout.annotations][:4] == ["a", "b", "c", "d"]
+    assert sum(t.showlegend for t in fig.data) == 2

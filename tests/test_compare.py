@@ -1,0 +1,51 @@
+import pytest
+
+from digitlab.compare import metric_curve, run_colours, runs_table
+from digitlab.config import TrainConfig
+from digitlab.engine import train
+from digitlab.runs import RunStore, record_training
+
+DATA = {
+    "epochs": [
+        {"epoch": 1, "samples_seen": 100, "elapsed_s": 2.0, "test_acc": 0.9, "test_loss": 0.3, "train_acc": 0.8,
+         "train_loss": 0.5},
+        {"epoch": 2, "samples_seen": 200, "elapsed_s": 4.0, "test_acc": 0.95, "test_loss": 0.2, "train_acc": 0.9,
+         "train_loss": 0.3},
+    ],
+    "batches": {"samples_seen": [50, 100, 150, 200], "elapsed_s": [1, 2, 3, 4], "loss": [1.0, 0.8, 0.6, 0.4]},
+}
+
+
+def test_metric_curves_on_every_x_axis():
+    assert metric_curve(DATA, "test_acc", "epoch") == ([1, 2], [0.9, 0.95])
+    assert metric_curve(DATA, "test_loss", "samples") == ([100, 200], [0.3, 0.2])
+    assert metric_curve(DATA, "train_acc", "time") == ([2.0, 4.0], [0.8, 0.9])
+    x, y = metric_curve(DATA, "train_loss", "epoch")
+    assert x == [0.5, 1.0, 1.5, 2.0] and y == [1.0, 0.8, 0.6, 0.4]
+    x, y = metric_curve(DATA, "train_loss", "time", smoothing=0.5)
+    assert x == [1, 2, 3, 4] and y[0] == 1.0 and y[-1] > 0.4
+    with pytest.raises(ValueError):
+        metric_curve(DATA, "f1", "epoch")
+    with pytest.raises(ValueError):
+        metric_curve(DATA, "test_acc", "steps")
+
+
+def test_colours_are_stable_per_run():
+    colours = run_colours(["a", "b", "c"])
+    assert len(set(colours.values())) == 3
+    assert run_colours(["a", "b", "c"]) == colours
+
+
+def test_runs_table(tiny_data, store_root):
+    store = RunStore(store_root)
+    config = TrainConfig(model="cnn", model_options={"channels": [4], "hidden": 8, "batch_norm": True}, lr=0.01,
+                         batch_size=64, epochs=1, name="small cnn")
+    record = record_training(store, config, train(config, tiny_data))
+    table = runs_table([record])
+    row = table.iloc[0]
+    assert row["Run"] == "small cnn" and row["Architecture"] == "cnn (conv 4, fc 8, BN, dropout 0.5)"
+    assert row["Parameters"] == record.data["param_count"]
+    assert row["Test accuracy"] == record.final["test_acc"] and row["Status"] == "completed"
+    assert "adam lr=0.01" in row["Hyperparameters"] and row["Epochs"] == 1
+    csv = table.to_csv(index=False)
+    assert csv.splitlines()[0].startswith("Run,Architecture,Hyperparameters,Parameters,Test accuracy")

@@ -1,0 +1,40 @@
+import numpy as np
+import torch
+
+from digitlab.consensus import Guess, agreement, guess_drawing, predict_all
+from digitlab.models import create_model
+from digitlab.strokes import render_digit
+
+
+def guess(model, digit, confidence):
+    return Guess(model, digit, confidence, torch.zeros(10))
+
+
+def test_agreement_wording():
+    assert agreement([]) == (True, "")
+    assert agreement([guess("cnn", 7, 0.91)]) == (True, "cnn says 7 (91%).")
+    assert agreement([guess("cnn", 7, 0.91), guess("mlp", 7, 0.6)]) == (True, "All 2 models say 7.")
+    assert agreement([guess("cnn", 7, 0.91), guess("mlp", 1, 0.55)]) == (False, "cnn says 7 (91%), mlp says 1 (55%)")
+
+
+def test_the_majority_is_named_first():
+    agree, sentence = agreement([guess("mlp", 1, 0.55), guess("cnn", 7, 0.91), guess("resnet", 7, 0.97)])
+    assert not agree
+    assert sentence == "cnn says 7 (91%), resnet says 7 (97%), mlp says 1 (55%)"
+
+
+def test_predict_all_and_guess_drawing():
+    torch.manual_seed(0)
+    models = {"a": create_model("mlp", hidden=[16]).eval(), "b": create_model("lenet").eval()}
+    image, guesses, ms = guess_drawing(models, render_digit(4))
+    assert image.shape == (1, 1, 28, 28)
+    assert [g.model for g in guesses] == ["a", "b"] and ms > 0
+    for g in guesses:
+        assert 0 <= g.digit <= 9 and g.confidence == g.probs.max().item()
+    again, _ = predict_all(models, image)
+    assert [g.digit for g in again] == [g.digit for g in guesses]
+
+
+def test_an_empty_canvas_gets_no_guesses():
+    image, guesses, _ = guess_drawing({"a": create_model("mlp")}, np.zeros((280, 280, 4), np.uint8))
+    assert image is None and guesses == []

@@ -1,0 +1,103 @@
+import threading
+
+import pytest
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.data import MNIST
+from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, evaluate, train
+
+TINY = TrainConfig(model="mlp", model_options={"hidden": [32]}, optimizer="adam", lr=0.01, batch_size=64,
+                   epochs=2, seed=3)
+
+
+def test_event_order(tiny_data):
+    events = list(train(TINY, tiny_data))
+    kinds = [type(e).__name__ for e in events]
+    per_epoch = 5  # ceil(300 / 64)
+    assert kinds == ["RunStart"] + (["BatchEnd"] * per_epoch + ["EpochEnd"]) * 2 + ["RunEnd"]
+    start, end = events[0], events[-1]
+    assert isinstance(start, RunStart) and start.batches_per_epoch == per_epoch and start.param_count > 0
+    batch_events = [e for e in events if isinstance(e, BatchEnd)]
+    assert [e.batch for e in batch_events] == [1, 2, 3, 4, 5] * 2
+    assert batch_events[-1].samples_seen == 600
+    assert all(b.elapsed_s <= a.elapsed_s for b, a in zip(batch_events, batch_events[1:]))
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert all(0 <= e.test_acc <= 1 and e.test_loss > 0 for e in epochs)
+    assert isinstance(end, RunEnd) and end.status == "completed" and end.epochs_done == 2
+    assert end.test_acc == epochs[-1].test_acc
+
+
+def test_training_learns_the_synthetic_digits(tiny_data):
+    config = TrainConfig(model="cnn", model_options={"channels": [8, 16], "hidden": 32, "batch_norm": True,
+                                                     "pooling": "each"}, lr=0.01, batch_size=32, epochs=8)
+    end = list(train(config, tiny_data))[-1]
+    assert end.status == "completed"
+    assert end.test_acc >= 0.8, end.test_acc
+
+
+def test_same_seed_gives_the_same_loss_sequence(tiny_data):
+    def losses(config):
+        return [e.loss for e in train(config, tiny_data) if isinstance(e, BatchEnd)]
+
+    config = TINY.replace(augment="shift_rotate", model_options={"hidden": [32], "dropout": 0.2})
+    assert losses(config) == losses(config)
+    assert losses(config) != losses(config.replace(seed=4))
+
+
+def test_stop_ends_within_one_batch(tiny_data):
+    stop = threading.Event()
+    events = []
+    for event in train(TINY.replace(epochs=3), tiny_data, stop):
+        events.append(event)
+        if isinstance(event, BatchEnd) and event.epoch == 2 and event.batch == 2:
+            stop.set()
+    batch_events = [e for e in events if isinstance(e, BatchEnd)]
+    assert (batch_events[-1].epoch, batch_events[-1].batch) == (2, 2)  # no batch after the stop
+    end = events[-1]
+    assert end.status == "stopped" and end.epochs_done == 1
+    # The kept weights and metrics are those of the last finished epoch.
+    epoch1 = next(e for e in events if isinstance(e, EpochEnd))
+    assert end.test_acc == epoch1.test_acc
+    from digitlab.data import to_device
+
+    assert evaluate(end.model, to_device(tiny_data, torch.device("cpu")).test)[1] == pytest.approx(epoch1.test_acc)
+
+
+def test_stop_before_the_first_epoch_end_still_reports_metrics(tiny_data):
+    stop = threading.Event()
+    stop.set()
+    events = list(train(TINY, tiny_data, stop))
+    assert [type(e).__name__ for e in events] == ["RunStart", "RunEnd"]
+    assert events[-1].status == "stopped" and 0 <= events[-1].test_acc <= 1
+
+
+def test_nan_loss_ends_with_status_diverged(tiny_data):
+    poisoned = MNIST(tiny_data.train_images.float().clone(), tiny_data.train_labels, tiny_data.test_images,
+                     tiny_data.test_labels, tiny_data.root)
+    poisoned.train_images[:] = float("nan")
+    events = list(train(TINY, poisoned))
+    end = events[-1]
+    assert end.status == "diverged"
+    assert "lower learning rate" in end.message
+    assert sum(isinstance(e, BatchEnd) for e in events) == 1  # it stopped at the first NaN
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "adadelta"])
+@pytest.mark.parametrize("schedule", ["none", "step", "onecycle", "cosine"])
+def test_every_optimizer_and_schedule_runs(tiny_data, optimizer, schedule):
+    config = TINY.replace(optimizer=optimizer, schedule=schedule, epochs=2, step_gamma=0.5,
+                          lr=1.0 if optimizer == "adadelta" else 0.01, label_smoothing=0.1)
+    events = list(train(config, tiny_data))
+    assert events[-1].status == "completed"
+    lrs = [e.lr for e in events if isinstance(e, EpochEnd)]
+    if schedule == "step":
+        assert lrs[1] == pytest.approx(lrs[0] * 0.5)
+    if schedule == "none":
+        assert lrs[0] == lrs[1] == config.lr
+
+
+def test_invalid_config_is_refused(tiny_data):
+    with pytest.raises(ValueError, match="batch_size"):
+        next(train(TINY.replace(batch_size=0), tiny_data))

@@ -1,0 +1,103 @@
+import time
+
+import pytest
+
+from digitlab.config import TrainConfig
+from digitlab.data import MNIST
+from digitlab.jobs import JobBusyError, JobManager
+from digitlab.runs import RunStore
+
+QUICK = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=50, epochs=2)
+SLOW = QUICK.replace(batch_size=4, epochs=200)  # thousands of batches: stops well before the end
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    pytest.fail("timed out")
+
+
+@pytest.fixture
+def manager(tiny_data, store_root):
+    return JobManager(lambda: tiny_data, RunStore(store_root))
+
+
+def test_a_job_runs_to_completion_and_is_stored(manager):
+    job = manager.start(QUICK, owner="tab-1")
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "finished" and snap.status == "completed" and snap.owner == "tab-1"
+    assert len(snap.epochs) == 2 and snap.final["test_acc"] > 0 and snap.progress == 1.0
+    assert len(snap.batches["loss"]) == 12  # 2 epochs x ceil(300 / 50)
+    record = manager.store.read(snap.run_id)
+    assert record.status == "completed" and record.final == snap.final
+
+
+def test_snapshots_grow_while_it_runs(manager):
+    job = manager.start(SLOW)
+    wait_for(lambda: job.snapshot().batch >= 5)
+    first = job.snapshot()
+    wait_for(lambda: job.snapshot().samples_seen > first.samples_seen + 100)
+    second = job.snapshot()
+    assert second.version > first.version and second.running
+    assert second.images_per_s > 0 and second.eta_s > 0 and 0 < second.progress < 1
+    assert second.device_name.startswith("CPU") and second.param_count > 0
+    job.stop()
+    job.join(30)
+
+
+def test_stop_ends_within_one_batch_and_keeps_the_run(manager):
+    job = manager.start(SLOW)
+    wait_for(lambda: job.snapshot().epoch >= 2)  # at least one finished epoch to keep
+    before = job.snapshot().samples_seen
+    job.stop()
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and snap.stop_requested
+    assert snap.samples_seen - before <= 2 * SLOW.batch_size  # the batch in flight, at most one more
+    record = manager.store.read(snap.run_id)
+    assert record.status == "stopped" and len(record.epochs) >= 1 and record.has_weights
+
+
+def test_one_job_at_a_time(manager):
+    job = manager.start(SLOW, owner="tab-1")
+    with pytest.raises(JobBusyError) as busy:
+        manager.start(QUICK, owner="tab-2")
+    assert busy.value.snapshot.owner == "tab-1" and busy.value.snapshot.config == SLOW
+    assert "already training" in str(busy.value)
+    assert manager.job is job  # no second job
+    job.stop()
+    job.join(30)
+    second = manager.start(QUICK)  # free again once the first ended
+    assert second.join(60) and second.snapshot().status == "completed"
+
+
+def test_invalid_config_is_refused_before_any_thread(manager):
+    with pytest.raises(ValueError, match="batch_size"):
+        manager.start(QUICK.replace(batch_size=0))
+    assert manager.job is None
+
+
+def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data, store_root):
+    broken = MNIST(tiny_data.train_images, tiny_data.train_labels + 20, tiny_data.test_images,
+                   tiny_data.test_labels, tiny_data.root)  # labels out of range: cross-entropy raises
+    manager = JobManager(lambda: broken, RunStore(store_root))
+    job = manager.start(QUICK)
+    assert job.join(30)  # it ends: no hung page
+    snap = job.snapshot()
+    assert snap.state == "finished" and snap.status == "failed"
+    assert "Training failed" in snap.message and "out of bounds" in snap.message
+    (record,) = manager.store.list().runs
+    assert record.status == "failed" and "out of bounds" in record.message
+
+
+def test_missing_data_fails_the_job_with_the_reason(store_root):
+    def no_data():
+        raise FileNotFoundError("MNIST was not found in /nowhere")
+
+    job = JobManager(no_data, RunStore(store_root)).start(QUICK)
+    assert job.join(10)
+    assert job.snapshot().status == "failed" and "/nowhere" in job.snapshot().message

@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from digitlab.config import PRESETS
+from digitlab.models import (
+    OptionError,
+    UnknownModelError,
+    count_parameters,
+    create_model,
+    default_options,
+    list_models,
+    option_errors,
+)
+
+# Every registered model with its defaults, plus every preset's model: a new model or preset is tested for free.
+CASES = [(name, {}) for name in list_models()] + [
+    (p.config.model, p.config.model_options) for p in PRESETS.values() if p.config.model_options
+]
+IDS = [f"{name}-{i}" for i, (name, _) in enumerate(CASES)]
+
+
+@pytest.mark.parametrize(("name", "options"), CASES, ids=IDS)
+def test_model_shapes_and_gradients(name, options):
+    torch.manual_seed(0)
+    model = create_model(name, **options).train()
+    images = torch.randn(4, 1, 28, 28)
+    logits = model(images)
+    assert logits.shape == (4, 10)
+    assert torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
+    for param_name, param in model.named_parameters():
+        assert param.grad is not None, f"{param_name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{param_name} has a non-finite gradient"
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_eval_mode_single_image(name):
+    model = create_model(name).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_registry_lists_the_four_architectures():
+    assert {"mlp", "cnn", "lenet", "resnet"} <= set(list_models())
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(UnknownModelError) as err:
+        create_model("transformer")
+    for name in list_models():
+        assert name in str(err.value)
+
+
+def test_seed_architectures_have_the_write_ups_parameter_counts():
+    # Seed 000's CNN: conv 1->8, 8->16 (3x3), fc 2304->64->10.
+    assert count_parameters(create_model("cnn", channels=[8, 16], hidden=64)) == 80 + 1168 + 147520 + 650
+    # Seed 001's LeNet-5: conv 6 and 16 at 5x5, fc 400-120-84-10.
+    assert count_parameters(create_model("lenet")) == 156 + 2416 + 48120 + 10164 + 850
+    # Seed 003's MLP 784-512-512-512-10.
+    assert count_parameters(create_model("mlp")) == 401920 + 262656 + 262656 + 5130
+    # Seed 004's net: conv 6@5x5, 16@2x2, 120@2x2, fc 120-84-10.
+    assert count_parameters(create_model("lenet", variant="three_conv")) == 156 + 400 + 7800 + 10164 + 850
+
+
+def test_options_change_the_model():
+    plain = create_model("mlp", hidden=[64])
+    assert count_parameters(plain) == 784 * 64 + 64 + 64 * 10 + 10
+    with_bn = create_model("mlp", hidden=[64], batch_norm=True)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in with_bn.modules())
+    assert any(isinstance(m, torch.nn.Dropout) for m in create_model("lenet", dropout=0.3).modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in create_model("cnn", batch_norm=True).modules())
+
+
+def test_resnet_has_projection_shortcuts_only_where_shapes_change():
+    from digitlab.models import BasicBlock
+
+    blocks = [m for m in create_model("resnet", stem=32, widths=[32, 64]).modules() if isinstance(m, BasicBlock)]
+    assert isinstance(blocks[0].shortcut, torch.nn.Identity)
+    assert isinstance(blocks[1].shortcut, torch.nn.Sequential)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "field"),
+    [
+        ("mlp", {"hidden": []}, "hidden"),
+        ("mlp", {"dropout": 1.5}, "dropout"),
+        ("cnn", {"channels": [8, 0]}, "channels"),
+        ("cnn", {"pooling": "sideways"}, "pooling"),
+        ("cnn", {"channels": [8, 8, 8, 8, 8], "pooling": "each"}, "channels"),
+        ("lenet", {"variant": "lenet7"}, "variant"),
+        ("resnet", {"widths": "wide"}, "widths"),
+        ("resnet", {"blocks_per_stage": 0}, "blocks_per_stage"),
+    ],
+)
+def test_bad_options_name_the_option(name, options, field):
+    with pytest.raises(OptionError) as err:
+        create_model(name, **options)
+    assert err.value.option == field
+    assert field in str(err.value)
+    assert option_errors(name, options) == {field: str(err.value)}
+
+
+def test_unknown_option_lists_the_known_ones():
+    errors = option_errors("lenet", {"width": 3})
+    assert list(errors) == ["width"]
+    for option in default_options("lenet"):
+        assert option in errors["width"]

@@ -1,0 +1,25 @@
+"""Tests on the real MNIST: skipped only when its files are absent (CI points DIGITLAB_DATA at them)."""
+
+import pytest
+
+from digitlab.config import preset
+from digitlab.engine import RunEnd, train
+from digitlab.predict import run_predictions
+from digitlab.runs import RunStore, load_model
+from tests.conftest import SHIPPED
+
+MINIMUM_ACCURACY = {"mlp": 0.985, "lenet": 0.992, "cnn": 0.994, "resnet": 0.996}
+
+
+def test_fast_preset_reaches_98_5_percent(real_data):
+    end = [e for e in train(preset("fast"), real_data) if isinstance(e, RunEnd)][0]
+    assert end.status == "completed"
+    assert end.test_acc >= 0.985, end.test_acc
+
+
+@pytest.mark.parametrize("model", list(MINIMUM_ACCURACY))
+def test_shipped_checkpoints_meet_their_minimum_accuracy(real_data, store_with_shipped, model):
+    record = RunStore(store_with_shipped).read(f"shipped-{model}")
+    preds = run_predictions(record, load_model(record), real_data)
+    assert preds.accuracy >= MINIMUM_ACCURACY[model]
+    assert preds.accuracy == pytest.approx(record.final["test_acc"])
