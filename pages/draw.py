@@ -30,7 +30,8 @@ chosen = st.multiselect("Models", list(by_id), format_func=lambda i: ui.run_labe
 st.session_state["draw.remembered"] = chosen
 
 st.session_state.setdefault("draw.canvas_generation", 0)
-canvas_col, seen_col, result_col = st.columns([1.4, 0.8, 2], gap="large")
+# The canvas column stays wider than the 280 px canvas: a narrower one squeezes the drawing out of shape.
+canvas_col, result_col = st.columns([1, 1.6], gap="large")
 with canvas_col:
     width = st.slider("Stroke width", 6, 40, 18, key="draw.stroke")
     canvas = st_canvas(
@@ -44,20 +45,18 @@ with canvas_col:
         return_image_data=True,
         key=f"draw.canvas.{st.session_state['draw.canvas_generation']}",  # a new key is a clean canvas
     )
-    if st.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
+    models = {by_id[i].name: ui.model_for(by_id[i]) for i in chosen}
+    rgba = canvas.image_data
+    image, guesses, ms = guess_drawing(models, rgba) if rgba is not None else (None, [], 0.0)
+    clear_col, seen_col = st.columns([1, 1], vertical_alignment="top")
+    if clear_col.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
         st.session_state["draw.canvas_generation"] += 1
         st.rerun()
-
-models = {by_id[i].name: ui.model_for(by_id[i]) for i in chosen}
-rgba = canvas.image_data
-image, guesses, ms = guess_drawing(models, rgba) if rgba is not None else (None, [], 0.0)
-with seen_col:
-    st.markdown("**What the models see**")
-    if image is None:
-        st.caption("28 × 28, once you draw")
-    else:
-        st.image(normalized_png(image, scale=6), width="stretch")
-        st.caption("28 × 28: cropped, fitted into 20 px, centred by mass")
+    with seen_col:
+        if image is None:
+            st.caption("The models see a 28 × 28 image: it appears here once you draw.")
+        else:
+            st.image(normalized_png(image, scale=4), caption="What the models see: 28 × 28, centred by mass")
 
 with result_col:
     if image is None:

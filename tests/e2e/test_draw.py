@@ -1,0 +1,69 @@
+"""Drawing with the mouse, as a person would: strokes of the size and place people use on a 280 px canvas."""
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from digitlab.strokes import stroke_points
+
+CANVAS = "canvas"
+
+
+def canvas_box(tab):
+    """The drawing canvas's box on screen, once the component has mounted it (inside a shadow root, which
+    Playwright's locators pierce and document.querySelector does not)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for handle in tab.page.locator(CANVAS).all():
+            box = handle.bounding_box()
+            if box and abs(box["width"] - 280) < 2 and abs(box["height"] - 280) < 2:
+                return box
+        time.sleep(0.2)
+    pytest.fail("no 280x280 canvas on the Draw page")
+
+
+def draw(tab, digit: int, box=(85, 45, 195, 235)) -> None:
+    """Trace the digit's strokes with the mouse, lifting it between strokes, then wait for the predictions."""
+    origin = canvas_box(tab)
+    for stroke in stroke_points(digit, box):
+        tab.page.mouse.move(origin["x"] + stroke[0][0], origin["y"] + stroke[0][1])
+        tab.page.mouse.down()
+        for x, y in stroke[1:]:
+            tab.page.mouse.move(origin["x"] + x, origin["y"] + y, steps=5)
+        tab.page.mouse.up()
+    tab.page.wait_for_selector("[data-testid='draw-prediction']", timeout=30000)
+    tab.wait_for_rerun()
+
+
+def shown_digit(tab) -> str:
+    return tab.page.locator("[data-testid='draw-prediction']").inner_text().strip()
+
+
+def test_drawn_digits_are_recognised_and_clear_empties_the_prediction(new_tab):
+    tab = new_tab().open("draw")
+    tab.page.wait_for_selector("text=Draw a digit on the black canvas")
+    for digit in (1, 0, 7):
+        draw(tab, digit)
+        assert shown_digit(tab) == str(digit), f"drew a {digit}"
+        tab.click_button("Clear")
+        tab.page.wait_for_selector("text=Draw a digit on the black canvas", timeout=15000)
+        assert tab.page.locator("[data-testid='draw-prediction']").count() == 0
+    assert tab.exceptions() == [] and tab.console_errors == []
+
+
+def test_a_small_digit_in_a_corner_is_recognised(new_tab):
+    tab = new_tab().open("draw")
+    draw(tab, 7, box=(15, 15, 75, 95))
+    assert shown_digit(tab) == "7"
+
+
+def test_every_selected_model_answers(new_tab):
+    tab = new_tab().open("draw")
+    chips = tab.page.locator(tab.keyed("draw.models")).locator("[data-tag]")
+    expect(chips).to_have_count(4)  # the four shipped checkpoints by default
+    draw(tab, 0)
+    # Plotly draws each chart a moment after Streamlit sends it: expect() retries until it is there.
+    expect(tab.page.locator("[class*='st-key-draw-bars-'] .js-plotly-plot")).to_have_count(4)
+    text = tab.page.locator("[data-testid='stMainBlockContainer']").inner_text()
+    assert "All 4 models say 0." in text or "The models disagree" in text

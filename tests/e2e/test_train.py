@@ -1,0 +1,121 @@
+"""Train and Compare on real MNIST in a real browser: live curves, Stop, reload, a second tab, then Compare.
+
+The tests run in file order and build on each other: the runs trained here are the ones Compare shows.
+"""
+
+import re
+import time
+
+import pytest
+
+LOSS_CHART = "train.chart.batch_loss"
+
+
+@pytest.fixture(autouse=True)
+def needs_real_data(app_server):
+    if not app_server.real_data:
+        pytest.skip("training in the browser needs the real MNIST (set DIGITLAB_DATA)")
+
+
+def metric(tab, label: str) -> str:
+    card = tab.page.locator("[data-testid='stMetric']").filter(has=tab.page.get_by_text(label, exact=True))
+    return card.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def loss_points(tab) -> int:
+    lengths = tab.trace_lengths(LOSS_CHART)
+    return lengths[0] if lengths else 0
+
+
+def start_training(tab, epochs: int | None = None, name: str | None = None) -> None:
+    if epochs is not None:
+        field = tab.page.locator(tab.keyed("train.epochs")).locator("input")
+        field.fill(str(epochs))
+        field.press("Enter")
+        tab.wait_for_rerun()
+    if name is not None:
+        field = tab.page.locator(tab.keyed("train.name")).locator("input")
+        field.fill(name)
+        field.press("Enter")
+        tab.wait_for_rerun()
+    tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
+    tab.page.get_by_role("button", name="Stop").wait_for(timeout=30000)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_fast_preset_curves_grow_live_and_it_reaches_98_5_percent(new_tab):
+    tab = new_tab().open("train")
+    start_training(tab, name="e2e fast")
+    seen = [loss_points(tab)]
+    deadline = time.time() + 60
+    while len(set(seen)) < 3 and time.time() < deadline:  # the chart gained points at least twice
+        time.sleep(0.5)
+        seen.append(loss_points(tab))
+    assert len(set(seen)) >= 3, seen
+    assert seen == sorted(seen)  # points are added, never reset
+    assert tab.page.get_by_role("button", name="Stop").is_visible()  # all while it was still training
+    tab.page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120000)
+    accuracy = float(metric(tab, "Test accuracy").rstrip("%")) / 100
+    assert accuracy >= 0.985
+    assert metric(tab, "Status") == "completed"
+    assert tab.exceptions() == [] and tab.console_errors == []
+
+
+def test_stop_ends_a_second_run_within_seconds(new_tab):
+    tab = new_tab().open("train")
+    start_training(tab, epochs=3, name="e2e stopped")
+    wait_until(lambda: loss_points(tab) >= 20, 60, "the second run to train a little")
+    pressed = time.time()
+    tab.page.get_by_role("button", name="Stop").click()
+    tab.page.get_by_text("Status", exact=True).wait_for(timeout=15000)
+    assert time.time() - pressed < 5
+    assert metric(tab, "Status") == "stopped"
+    assert tab.exceptions() == []
+
+
+def test_reload_during_training_shows_the_job_still_updating(new_tab):
+    tab = new_tab().open("train")
+    start_training(tab, epochs=3, name="e2e reloaded")
+    wait_until(lambda: loss_points(tab) >= 5, 60, "training to start")
+    tab.page.reload()
+    tab.wait_for_rerun()
+    tab.page.get_by_role("button", name="Stop").wait_for(timeout=30000)  # the running job is shown again
+    first = wait_until(lambda: loss_points(tab), 30, "the chart after the reload")
+    wait_until(lambda: loss_points(tab) > first, 30, "the chart to keep updating after the reload")
+    assert tab.exceptions() == []
+
+
+def test_a_second_tab_is_told_someone_is_already_training(new_tab):
+    other = new_tab().open("train")  # the run of the previous test is still training
+    other.page.get_by_role("button", name="Stop").wait_for(timeout=30000)
+    other.page.locator(other.keyed("train.start")).get_by_role("button").click()
+    other.wait_for_rerun()
+    warning = other.page.locator("[data-testid='stAlertContentWarning']").inner_text()
+    assert "Already training" in warning and "another tab" in warning
+    other.page.get_by_role("button", name="Stop").click()
+    other.page.get_by_text("Status", exact=True).wait_for(timeout=15000)
+    assert metric(other, "Status") == "stopped"
+
+
+def test_compare_shows_the_new_runs_beside_a_shipped_one(new_tab):
+    tab = new_tab().open("compare")
+    cells = tab.page.locator("[data-testid='stDataFrame'] [role='gridcell']")
+    wait_until(lambda: "e2e fast" in cells.all_text_contents(), 15, "the runs table")
+    runs = {text for text in cells.all_text_contents() if re.fullmatch(r"e2e .*|\w+ \(shipped\)", text)}
+    assert {"e2e fast", "e2e stopped", "cnn (shipped)"} <= runs
+    # One trace per selected run, on every overlaid chart.
+    selected = tab.page.locator(tab.keyed("compare.runs")).locator("[data-tag]").count()
+    assert selected == len(runs)
+    for key in ("compare.chart.test_acc", "compare.chart.test_loss", "compare.chart.train_loss"):
+        wait_until(lambda: tab.trace_lengths(key), 15, f"the {key} chart")
+        assert len(tab.trace_lengths(key)) == selected
+    assert tab.exceptions() == [] and tab.console_errors == []
