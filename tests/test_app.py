@@ -1,6 +1,5 @@
 """The dashboard through Streamlit's AppTest: every page, the Train form, a real (tiny) training job."""
 
-import time
 from pathlib import Path
 
 import pytest

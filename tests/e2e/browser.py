@@ -1,0 +1,133 @@
+"""Driving the app in Chromium: serve it, open tabs, wait for Streamlit, read charts. Used by the browser tests
+(tests/e2e) and by the dashboard benchmark (python -m tests.e2e.bench_dashboard)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import REPO, SHIPPED
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+# Streamlit's own frontend probes these relative to a sub-page URL first (/train/_stcore/health) and falls back
+# to the root: the 404s it logs are part of how it finds its server, not errors of the app.
+BENIGN_404_SUFFIXES = ("/_stcore/health", "/_stcore/host-config")
+
+
+def find_chromium() -> str | None:
+    for candidate in (os.environ.get("DIGITLAB_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(store: Path, data_root: Path, log: Path, extra_env: dict[str, str] | None = None):
+    """`streamlit run app.py` on a free local port over ``store``; yields its URL and stops it on exit."""
+    port = free_port()
+    env = {**os.environ, "DIGITLAB_CHECKPOINTS": str(store), "DIGITLAB_DATA": str(data_root), **(extra_env or {})}
+    with open(log, "w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
+             "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
+            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the app did not start; its log: {log}\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def copy_shipped(store: Path) -> Path:
+    store.mkdir(parents=True, exist_ok=True)
+    for run in SHIPPED.glob("shipped-*"):
+        shutil.copytree(run, store / run.name, ignore=shutil.ignore_patterns(".lock"))
+    return store
+
+
+class Tab:
+    """A browser tab on the app, recording its console."""
+
+    def __init__(self, page, base_url: str):
+        self.page, self.base_url = page, base_url
+        self.console: list[str] = []
+        self.console_errors: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda err: self.console_errors.append(f"page error: {err}"))
+
+    def _on_console(self, message) -> None:
+        url = (message.location or {}).get("url", "")
+        line = f"{message.type}: {message.text} ({url})"
+        self.console.append(line)
+        if message.type == "error" and not url.endswith(BENIGN_404_SUFFIXES):
+            self.console_errors.append(line)
+
+    def open(self, path: str = "") -> Tab:
+        self.page.goto(f"{self.base_url}/{path}")
+        self.page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=30000)
+        self.wait_for_rerun()
+        return self
+
+    def wait_for_rerun(self, timeout: float = 60.0) -> None:
+        """Wait until Streamlit has finished running the script: a run that was just triggered starts within a
+        moment, and the app reports 'notRunning' once it is done."""
+        app = self.page.locator("[data-testid='stApp']")
+        try:
+            self.page.wait_for_selector("[data-testid='stApp']:not([data-test-script-state='notRunning'])",
+                                        timeout=1500)
+        except Exception:  # the run was over before we looked
+            pass
+        self.page.wait_for_selector(
+            "[data-testid='stApp'][data-test-script-state='notRunning'][data-test-connection-state='CONNECTED']",
+            timeout=timeout * 1000)
+        assert app.count() == 1
+
+    def exceptions(self) -> list[str]:
+        return self.page.locator("[data-testid='stException']").all_inner_texts()
+
+    def keyed(self, key: str) -> str:
+        """The CSS selector of the element the app gave ``key`` (Streamlit writes dots as dashes)."""
+        return f".st-key-{key.replace('.', '-')}"
+
+    def trace_lengths(self, key: str) -> list[int] | None:
+        """Points per trace of the Plotly chart with ``key``, read from the chart itself; None if not drawn."""
+        return self.page.evaluate(
+            """(selector) => { const plot = document.querySelector(selector + ' .js-plotly-plot');
+                               return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }""",
+            self.keyed(key))
+
+    def click_button(self, name: str) -> None:
+        self.page.get_by_role("button", name=name, exact=True).click()
+        self.wait_for_rerun()
