@@ -68,14 +68,21 @@ def prepare(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def cpu_has_fast_bf16() -> bool:
+    """x86 CPUs with AMX or AVX512-BF16 run bf16 convolutions and matmuls natively (2x faster here); on others
+    bf16 is emulated and slower than fp32."""
+    checks = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on CUDA cards that have it, else fp16 on CUDA and MPS; None (full precision) on CPU, where autocast
-    is slower for models this small."""
+    """The reduced precision autocast uses on ``device``, or None for full precision: bf16 on CUDA cards and CPUs
+    that have it, fp16 on older CUDA cards and on MPS."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
-    return None
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:

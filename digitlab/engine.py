@@ -77,11 +77,11 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) 
     device = split.labels.device
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    with devices.autocast(device):
-        for images, labels in batches(split, batch_size, shuffle=False):
-            logits = model(images).float()
-            total_loss += F.cross_entropy(logits, labels, reduction="sum")
-            correct += (logits.argmax(1) == labels).sum()
+    # Full precision, no autocast: the metrics must be exactly what predict() gives for the stored weights.
+    for images, labels in batches(split, batch_size, shuffle=False):
+        logits = model(images)
+        total_loss += F.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(1) == labels).sum()
     return total_loss.item() / len(split), correct.item() / len(split)
 
 

@@ -167,19 +167,34 @@ def _conv_block(
     return layers
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose CPU mask comes from random bytes instead of bernoulli_, which costs ~7 ns per element on a
+    CPU: a quarter of a training step of seed 000's CNN. The drop probability is rounded to 1/256."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        dropped = round(self.p * 256)
+        keep = torch.empty_like(x, dtype=torch.uint8).random_() >= dropped  # uint8 random_ draws 0..255
+        return x * keep.to(x.dtype) * (256 / (256 - dropped))
+
+
 def _dense_block(in_features: int, out_features: int, batch_norm: bool, dropout: float) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Linear(in_features, out_features, bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm1d(out_features))
     layers.append(nn.ReLU(inplace=True))
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return layers
 
 
 def _flat_features(features: nn.Module) -> int:
+    """Width of the features' output for one 28x28 image, found by running it (in eval mode, then back)."""
     with torch.no_grad():
-        return features.eval()(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
+        width = features.eval()(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
+    features.train()
+    return width
 
 
 @register("mlp")
@@ -226,7 +241,7 @@ def cnn(
         else:
             layers += _conv_block(in_ch, out_ch, 3, batch_norm, pool=i == len(channels) - 1)
     if conv_dropout:
-        layers.append(nn.Dropout(conv_dropout))
+        layers.append(Dropout(conv_dropout))
     layers.append(nn.Flatten())
     features = nn.Sequential(*layers)
     head = [*_dense_block(_flat_features(features), hidden, batch_norm, dropout), nn.Linear(hidden, NUM_CLASSES)]
@@ -317,6 +332,6 @@ def resnet(
     else:
         layers += [nn.AvgPool2d(2), nn.Flatten()]
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     features = nn.Sequential(*layers)
     return nn.Sequential(*features, nn.Linear(_flat_features(features), NUM_CLASSES))

@@ -106,3 +106,27 @@ def test_unknown_option_lists_the_known_ones():
     assert list(errors) == ["width"]
     for option in default_options("lenet"):
         assert option in errors["width"]
+
+
+def test_byte_dropout_drops_the_right_share_and_keeps_the_mean():
+    from digitlab.models import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    out = Dropout(0.25).train()(x)
+    assert (out == 0).float().mean().item() == pytest.approx(0.25, abs=0.01)
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert torch.equal(Dropout(0.25).eval()(x), x)
+    channels_last = torch.ones(8, 4, 6, 6).to(memory_format=torch.channels_last)
+    assert Dropout(0.5).train()(channels_last).shape == (8, 4, 6, 6)
+
+
+def test_created_models_are_in_training_mode_throughout():
+    for name in list_models():
+        assert all(module.training for module in create_model(name).modules()), name
+
+
+def test_the_benchmark_baseline_is_the_same_network_as_seed_cnn():
+    from digitlab.bench import SeedNet
+
+    assert count_parameters(SeedNet()) == count_parameters(create_model("cnn", **PRESETS["seed-cnn"].config.model_options))
