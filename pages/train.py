@@ -185,8 +185,11 @@ def live_view() -> None:
     x = [s / size for s in batches["samples_seen"]]
     st.plotly_chart(charts.batch_loss_figure(x, batches["loss"]), key="train.chart.batch_loss")
     acc_col, loss_col = st.columns(2)
-    acc_col.plotly_chart(charts.epoch_figure(snap.epochs, "acc", snap.config.epochs), key="train.chart.acc")
-    loss_col.plotly_chart(charts.epoch_figure(snap.epochs, "loss", snap.config.epochs), key="train.chart.loss")
+    for column, metric in ((acc_col, "acc"), (loss_col, "loss")):
+        # Per-epoch curves change once an epoch: rebuild them only then.
+        fig = ui.cached_figure(f"train.{metric}", (snap.run_id, len(snap.epochs)),
+                               lambda: charts.epoch_figure(snap.epochs, metric, snap.config.epochs))
+        column.plotly_chart(fig, key=f"train.chart.{metric}")
 
 
 with right:

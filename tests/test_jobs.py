@@ -1,9 +1,11 @@
+import os
+import shutil
+import signal
 import time
 
 import pytest
 
 from digitlab.config import TrainConfig
-from digitlab.data import MNIST
 from digitlab.jobs import JobBusyError, JobManager
 from digitlab.runs import RunStore
 
@@ -21,8 +23,8 @@ def wait_for(predicate, timeout=60.0):
 
 
 @pytest.fixture
-def manager(tiny_data, store_root):
-    return JobManager(lambda: tiny_data, RunStore(store_root))
+def manager(tiny_data_root, store_root):
+    return JobManager(RunStore(store_root), tiny_data_root)
 
 
 def test_a_job_runs_to_completion_and_is_stored(manager):
@@ -49,15 +51,18 @@ def test_snapshots_grow_while_it_runs(manager):
     job.join(30)
 
 
-def test_stop_ends_within_one_batch_and_keeps_the_run(manager):
+def test_stop_ends_the_job_at_once_and_keeps_the_run(manager):
+    """The trainer checks the stop event before every batch (tests/test_engine.py holds it to one batch); here the
+    whole trip, page to child process and back, must take well under a second."""
     job = manager.start(SLOW)
     wait_for(lambda: job.snapshot().epoch >= 2)  # at least one finished epoch to keep
-    before = job.snapshot().samples_seen
+    pressed = time.perf_counter()
     job.stop()
     assert job.join(30)
+    assert time.perf_counter() - pressed < 1.0
     snap = job.snapshot()
     assert snap.status == "stopped" and snap.stop_requested
-    assert snap.samples_seen - before <= 2 * SLOW.batch_size  # the batch in flight, at most one more
+    assert snap.samples_seen < SLOW.epochs * 300  # it did not run to the end
     record = manager.store.read(snap.run_id)
     assert record.status == "stopped" and len(record.epochs) >= 1 and record.has_weights
 
@@ -81,12 +86,17 @@ def test_invalid_config_is_refused_before_any_thread(manager):
     assert manager.job is None
 
 
-def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data, store_root):
-    broken = MNIST(tiny_data.train_images, tiny_data.train_labels + 20, tiny_data.test_images,
-                   tiny_data.test_labels, tiny_data.root)  # labels out of range: cross-entropy raises
-    manager = JobManager(lambda: broken, RunStore(store_root))
+def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data_root, store_root, tmp_path):
+    # Labels out of range: cross-entropy raises inside training.
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_data_root, broken)
+    labels = broken / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    raw = bytearray(labels.read_bytes())
+    raw[8:] = bytes(20 + b for b in raw[8:])
+    labels.write_bytes(bytes(raw))
+    manager = JobManager(RunStore(store_root), broken)
     job = manager.start(QUICK)
-    assert job.join(30)  # it ends: no hung page
+    assert job.join(60)  # it ends: no hung page
     snap = job.snapshot()
     assert snap.state == "finished" and snap.status == "failed"
     assert "Training failed" in snap.message and "out of bounds" in snap.message
@@ -94,10 +104,19 @@ def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data, store_root):
     assert record.status == "failed" and "out of bounds" in record.message
 
 
-def test_missing_data_fails_the_job_with_the_reason(store_root):
-    def no_data():
-        raise FileNotFoundError("MNIST was not found in /nowhere")
+def test_missing_data_fails_the_job_with_the_reason(store_root, tmp_path):
+    job = JobManager(RunStore(store_root), tmp_path / "nowhere").start(QUICK)
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "failed" and str(tmp_path / "nowhere") in snap.message
 
-    job = JobManager(no_data, RunStore(store_root)).start(QUICK)
-    assert job.join(10)
-    assert job.snapshot().status == "failed" and "/nowhere" in job.snapshot().message
+
+def test_a_killed_training_process_becomes_a_failed_job_and_an_interrupted_run(manager):
+    job = manager.start(SLOW)
+    wait_for(lambda: job.snapshot().epoch >= 2)
+    os.kill(job._process.pid, signal.SIGKILL)
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "ended unexpectedly" in snap.message
+    record = manager.store.read(snap.run_id)
+    assert record.status == "interrupted" and len(record.epochs) >= 1

@@ -52,7 +52,7 @@ def list_runs() -> Listing:
 @st.cache_resource(show_spinner=False)
 def job_manager() -> JobManager:
     """One per server: every tab sees the same training job."""
-    return JobManager(load_mnist, store())
+    return JobManager(store())
 
 
 @st.cache_resource(show_spinner="Loading MNIST...")
@@ -90,6 +90,15 @@ def _predictions(path: str, stamp: float) -> RunPredictions:
 
 def predictions_for(record: RunRecord) -> RunPredictions:
     return _predictions(str(record.path), _weights_stamp(record))
+
+
+def cached_figure(slot: str, key, build):
+    """The figure ``build()`` makes, rebuilt only when ``key`` changes: a Plotly figure costs ~15 ms of Python,
+    which a page refreshing every second takes from the training next to it."""
+    cache = st.session_state.setdefault("digitlab.figures", {})
+    if slot not in cache or cache[slot][0] != key:
+        cache[slot] = (key, build())
+    return cache[slot][1]
 
 
 def session_id() -> str:

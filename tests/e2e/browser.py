@@ -101,18 +101,20 @@ class Tab:
         return self
 
     def wait_for_rerun(self, timeout: float = 60.0) -> None:
-        """Wait until Streamlit has finished running the script: a run that was just triggered starts within a
-        moment, and the app reports 'notRunning' once it is done."""
-        app = self.page.locator("[data-testid='stApp']")
+        """Wait until Streamlit has finished the script run an action just triggered: the run starts within a
+        moment of the action, and the app reports 'notRunning' once it is done."""
         try:
             self.page.wait_for_selector("[data-testid='stApp']:not([data-test-script-state='notRunning'])",
                                         timeout=1500)
         except Exception:  # the run was over before we looked
             pass
+        self.wait_for_idle(timeout)
+
+    def wait_for_idle(self, timeout: float = 60.0) -> None:
+        """Wait until no script run is going on and the app is connected."""
         self.page.wait_for_selector(
             "[data-testid='stApp'][data-test-script-state='notRunning'][data-test-connection-state='CONNECTED']",
             timeout=timeout * 1000)
-        assert app.count() == 1
 
     def exceptions(self) -> list[str]:
         return self.page.locator("[data-testid='stException']").all_inner_texts()
