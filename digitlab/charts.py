@@ -58,9 +58,10 @@ def _layout(title: str, x_title: str, y_title: str, height: int = 320, percent: 
 LOG_TICKS = [m * 10.0**e for e in range(-4, 2) for m in (1, 2, 5)]
 
 
-def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: float = 0.9,
-                      x_title: str = "Epoch") -> go.Figure:
-    """Per-batch training loss, raw (faint) and smoothed."""
+def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: float = 0.9, x_title: str = "Epoch",
+                      x_max: float | None = None) -> go.Figure:
+    """Per-batch training loss, raw (faint) and smoothed. With ``x_max`` (the planned epochs) the x axis spans
+    the whole run from the start, so the curve grows across a still chart instead of rescaling it."""
     x = list(x)
     traces = [
         go.Scatter(x=x, y=list(loss), name="batch loss", mode="lines", line={"color": TRAIN_COLOUR, "width": 1},
@@ -68,7 +69,10 @@ def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: floa
         go.Scatter(x=x, y=ema(loss, smoothing), name="smoothed", mode="lines",
                    line={"color": TRAIN_COLOUR, "width": 2.5}),
     ]
-    return go.Figure(traces, _layout("Training loss per batch", x_title, "Cross-entropy", log_y=True))
+    layout = _layout("Training loss per batch", x_title, "Cross-entropy", log_y=True)
+    if x_max is not None:
+        layout["xaxis"]["range"] = [0, x_max]
+    return go.Figure(traces, layout)
 
 
 def epoch_figure(epochs: Sequence[dict[str, float]], metric: str, total_epochs: int | None = None) -> go.Figure:

@@ -3,6 +3,7 @@ the aspect ratio, centre the centre of mass in 28x28, normalise."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -17,7 +18,7 @@ MIN_EXTENT_FRACTION = 0.03  # a speck smaller than this share of the canvas side
 
 def ink_image(rgba) -> torch.Tensor:
     """(H, W, 4) or (H, W, 3) uint8, light ink on a dark or transparent background -> ink (H, W) on 0..1."""
-    pixels = torch.as_tensor(rgba)
+    pixels = torch.as_tensor(np.array(rgba))  # a copy: the canvas hands over a read-only array
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ValueError(f"expected an (H, W, 4) RGBA or (H, W, 3) RGB image, got shape {tuple(pixels.shape)}")
     pixels = pixels.float() / 255.0

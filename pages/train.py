@@ -183,7 +183,8 @@ def live_view() -> None:
     batches = snap.batches or {"samples_seen": [], "loss": []}
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
     x = [s / size for s in batches["samples_seen"]]
-    st.plotly_chart(charts.batch_loss_figure(x, batches["loss"]), key="train.chart.batch_loss")
+    fig = charts.batch_loss_figure(x, batches["loss"], x_max=snap.config.epochs)
+    st.plotly_chart(fig, key="train.chart.batch_loss")
     acc_col, loss_col = st.columns(2)
     for column, metric in ((acc_col, "acc"), (loss_col, "loss")):
         # Per-epoch curves change once an epoch: rebuild them only then.

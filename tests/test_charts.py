@@ -15,6 +15,7 @@ def test_live_figures_keep_zoom_across_refreshes():
     assert loss.layout.uirevision and len(loss.data) == 2
     again = charts.batch_loss_figure([0.1, 0.2, 0.3, 0.4], [2.0, 1.0, 0.5, 0.4])
     assert again.layout.uirevision == loss.layout.uirevision
+    assert tuple(charts.batch_loss_figure([0.1], [2.0], x_max=3).layout.xaxis.range) == (0, 3)
     epochs = [{"epoch": 1, "train_acc": 0.9, "test_acc": 0.95, "train_loss": 0.3, "test_loss": 0.2}]
     acc = charts.epoch_figure(epochs, "acc", total_epochs=5)
     assert [t.name for t in acc.data] == ["train", "test"] and list(acc.data[1].y) == [0.95]

@@ -88,9 +88,9 @@ def refresh_intervals(tab: Tab, store: Path) -> list[float]:
     return [b - a for a, b in zip(changes, changes[1:])]
 
 
-def page_switch_seconds(tab: Tab, rounds: int = 3) -> list[float]:
-    """Seconds from a click in the sidebar to the new page's script having finished, for every page in turn."""
-    timings = []
+def page_switch_seconds(tab: Tab, rounds: int = 3) -> dict[str, list[float]]:
+    """Seconds from a click in the sidebar to the new page's script having finished, per page."""
+    timings: dict[str, list[float]] = {}
     tab.open()
     for _ in range(rounds):
         for label in ("Train", "Compare", "Errors", "Draw", "Home"):
@@ -100,7 +100,7 @@ def page_switch_seconds(tab: Tab, rounds: int = 3) -> list[float]:
             # The new page's title appears while its script runs; then wait for the run to end.
             tab.page.wait_for_selector(f"h1:has-text('{heading}')", timeout=30000)
             tab.wait_for_idle()
-            timings.append(time.perf_counter() - start)
+            timings.setdefault(label, []).append(time.perf_counter() - start)
     return timings
 
 
@@ -130,8 +130,11 @@ def main() -> None:
             print(f"chart refresh interval:        median {statistics.median(intervals):.2f} s, "
                   f"max {max(intervals):.2f} s over {len(intervals)} refreshes")
             switches = page_switch_seconds(tab)
-            print(f"page switch:                   median {statistics.median(switches):.2f} s, "
-                  f"max {max(switches):.2f} s over {len(switches)} switches")
+            every = [t for times in switches.values() for t in times]
+            print(f"page switch:                   median {statistics.median(every):.2f} s, "
+                  f"max {max(every):.2f} s over {len(every)} switches")
+            print("  per page (median / max):      " + ", ".join(
+                f"{label} {statistics.median(times):.2f}/{max(times):.2f} s" for label, times in switches.items()))
             browser.close()
 
 
