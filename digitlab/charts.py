@@ -134,7 +134,10 @@ def small_multiples_figure(panels: Sequence[tuple[str, Sequence[Series]]], x_tit
     layout = _layout("", "", "", height=260 * rows + 40, percent=percent, revision="small-multiples", log_y=log_y)
     shared_y = {key: value for key, value in layout.pop("yaxis").items() if key != "title"}
     layout.pop("xaxis")
-    layout.update(hovermode="closest", margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    # The legend sits above the panels, left, clear of the panel titles.
+    layout.update(hovermode="closest", margin={"l": 10, "r": 10, "t": 80, "b": 10},
+                  legend={"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 1,
+                          "yanchor": "top"})
     fig.update_layout(layout)
     fig.update_xaxes(showgrid=True, zeroline=False)
     fig.update_yaxes(**shared_y)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from digitlab.device import one_thread
 from digitlab.predict import predict
 from digitlab.preprocess import preprocess_canvas
 
@@ -35,10 +36,9 @@ def predict_all(models: Mapping[str, nn.Module], image: torch.Tensor) -> tuple[l
 def guess_drawing(models: Mapping[str, nn.Module], rgba) -> tuple[torch.Tensor | None, list[Guess], float]:
     """A canvas's RGBA -> (what the models see, or None when empty; their guesses; milliseconds for both)."""
     start = time.perf_counter()
-    image = preprocess_canvas(rgba)
-    if image is None:
-        return None, [], (time.perf_counter() - start) * 1000
-    guesses, _ = predict_all(models, image)
+    with one_thread():
+        image = preprocess_canvas(rgba)
+        guesses = [] if image is None else predict_all(models, image)[0]
     return image, guesses, (time.perf_counter() - start) * 1000
 
 

@@ -9,11 +9,7 @@ from digitlab.runs import RunError
 ui.use_app_navigation()
 
 st.title("Compare")
-listing = ui.list_runs()
-ui.unreadable_runs(listing)
-if not listing.runs:
-    ui.no_runs_hint()
-    st.stop()
+listing, _ = ui.runs_for_page(usable_only=False)
 
 by_id = {record.id: record for record in listing.runs}
 shipped = [r.id for r in listing.runs if r.shipped]

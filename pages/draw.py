@@ -12,12 +12,7 @@ ui.use_app_navigation()
 CANVAS_SIZE = 280
 
 st.title("Draw")
-listing = ui.list_runs()
-ui.unreadable_runs(listing)
-usable = [r for r in listing.runs if r.usable]
-if not usable:
-    ui.no_runs_hint()
-    st.stop()
+listing, usable = ui.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
 colours = run_colours([r.id for r in listing.runs])
 

@@ -20,12 +20,7 @@ ui.use_app_navigation()
 ANY = "any"
 
 st.title("Errors")
-listing = ui.list_runs()
-ui.unreadable_runs(listing)
-usable = [r for r in listing.runs if r.usable]
-if not usable:
-    ui.no_runs_hint()
-    st.stop()
+listing, usable = ui.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
 
 # Default: the run a link asked for (?run=...), else the best shipped checkpoint.

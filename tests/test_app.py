@@ -197,3 +197,17 @@ def test_draw_renders_with_an_empty_canvas(several_runs):
     assert not at.get("plotly_chart")  # no zero-filled bars
     assert set(at.multiselect(key="draw.models").value) == {"shipped-mlp", "shipped-lenet", "shipped-cnn",
                                                               "shipped-resnet"}
+
+
+@pytest.mark.parametrize("page", ["pages/compare.py", "pages/errors.py", "pages/draw.py"])
+def test_unreadable_runs_are_listed_with_their_reason_and_never_crash_a_page(several_runs, page):
+    (several_runs / "broken-run").mkdir()
+    (several_runs / "broken-run" / "run.json").write_text("{not json")
+    (several_runs / "foreign").mkdir()
+    (several_runs / "foreign" / "model.pt").write_bytes(b"\x80\x04pickle")
+    at = open_app(page)
+    assert_clean(at)
+    expander = [e for e in at.expander if "2 unreadable run folder(s)" in e.label]
+    assert expander
+    reasons = " ".join(w.value for w in expander[0].warning)
+    assert "broken-run" in reasons and "not valid JSON" in reasons and "not a digitlab run" in reasons

@@ -14,7 +14,7 @@ import torch
 from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
 from digitlab.jobs import JobManager
-from digitlab.predict import RunPredictions, run_predictions
+from digitlab.predict import RunPredictions, predict, run_predictions
 from digitlab.runs import Listing, RunRecord, RunStore, load_model
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
@@ -74,7 +74,9 @@ def _weights_stamp(record: RunRecord) -> float:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _model(path: str, stamp: float) -> torch.nn.Module:
     record = RunStore(os.path.dirname(path)).read(os.path.basename(path))
-    return load_model(record)
+    model = load_model(record)
+    predict(model, torch.zeros(1, 1, 28, 28))  # the first call sets up oneDNN's kernels: not on a user's stroke
+    return model
 
 
 def model_for(record: RunRecord) -> torch.nn.Module:
@@ -122,13 +124,18 @@ def field_error(errors: dict[str, str], key: str) -> None:
         st.markdown(f":red[{errors[key]}]")
 
 
-def unreadable_runs(listing: Listing) -> None:
+def runs_for_page(usable_only: bool) -> tuple[Listing, list[RunRecord]]:
+    """The store's runs for a page (only those with usable weights, if asked): unreadable folders are listed in a
+    collapsed warning, and a page with no run to show stops here with a hint."""
+    listing = list_runs()
     if listing.unreadable:
-        with st.expander(f"{len(listing.unreadable)} unreadable run folder(s) skipped", icon=":material/warning:", expanded=False):
+        with st.expander(f"{len(listing.unreadable)} unreadable run folder(s) skipped", icon=":material/warning:",
+                         expanded=False):
             for path, reason in listing.unreadable:
                 st.warning(f"**{path.name}**: {reason}")
-
-
-def no_runs_hint() -> None:
-    st.info("No usable runs yet. Train one on the **Train** page, or restore the shipped checkpoints "
-            "(`git checkout checkpoints/`).")
+    runs = [r for r in listing.runs if r.usable] if usable_only else listing.runs
+    if not runs:
+        st.info("No usable runs yet. Train one on the **Train** page, or restore the shipped checkpoints "
+                "(`git checkout checkpoints/`).")
+        st.stop()
+    return listing, runs
