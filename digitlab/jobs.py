@@ -118,6 +118,7 @@ def _train_in_child(config_json: str, store_root: str, data_root: str, events, s
 class TrainingJob:
     def __init__(self, config: TrainConfig, store: RunStore, data_root: str | Path | None = None, owner: str = ""):
         self._stop = _SPAWN.Event()
+        self._finished = threading.Event()
         self._events = _SPAWN.Queue()
         self._lock = threading.Lock()
         self._trace = BatchTrace()
@@ -144,8 +145,8 @@ class TrainingJob:
         self._update(stop_requested=True)
 
     def join(self, timeout: float | None = None) -> bool:
-        self._follower.join(timeout)
-        return not self._follower.is_alive()
+        """Wait until the job has finished (its run is written); True if it has."""
+        return self._finished.wait(timeout)
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
@@ -158,6 +159,8 @@ class TrainingJob:
     def _update(self, **changes: Any) -> None:
         with self._lock:
             self._snapshot = replace(self._snapshot, version=self._snapshot.version + 1, **changes)
+        if changes.get("state") == "finished":
+            self._finished.set()
 
     def _follow(self) -> None:
         while True:

@@ -161,6 +161,10 @@ def live_view() -> None:
         bar.progress(snap.progress, text=snap.message or text)
         if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested, width="stretch"):
             job.stop()
+            # The trainer ends within a batch (plus one evaluation if no epoch has finished): show the summary as
+            # soon as it has, rather than at the next poll.
+            job.join(timeout=10)
+            st.rerun()
     else:
         final = snap.final
         cols = st.columns(5)
