@@ -1,9 +1,9 @@
 """A training job for the dashboard: training runs in a child process, a thread of the server follows it.
 
-Why a process: the web server's Python work (every page refresh) would otherwise hold the GIL the training loop
-needs between operations. Measured on 2 cores with the Train page open: 62-67% of the CLI's throughput on a
-thread, 78% when training had a process of its own. A crash of the child (even a segfault or an out-of-memory
-kill) becomes a failed job, never a dead server.
+Why a process: the web server's Python work on every page refresh would otherwise hold the GIL that the
+training loop needs between operations (measured on 2 cores, Train page open: 38-42% of the CLI's throughput on
+a thread, 63-66% in a process; the rest goes to the browser redrawing the chart on the same cores). And a crash
+of the child, even a segfault or an out-of-memory kill, becomes a failed job, never a dead server.
 
 The child writes the run store itself (the same RunRecorder as the CLI) and sends engine events, without the
 model, over a queue. The follower thread never touches the UI: it keeps a snapshot that pages poll. One job
@@ -23,7 +23,7 @@ from typing import Any
 
 from digitlab.config import TrainConfig
 from digitlab.data import data_root as resolve_data_root
-from digitlab.runs import BatchTrace, RunStore
+from digitlab.runs import BatchTrace, RunStore, epoch_record
 
 RATE_WINDOW = 30  # batches over which images/s is measured: recent speed, not the average since the start
 SEND_EVERY_S = 0.1  # the child sends batch events in bundles: one queue message per batch costs more than a step
@@ -198,10 +198,7 @@ class TrainingJob:
                 self._trace_published_at = time.monotonic()
             self._update(**changes)
         elif kind == "epoch":
-            epoch = {"epoch": payload.epoch, "train_loss": payload.train_loss, "train_acc": payload.train_acc,
-                     "test_loss": payload.test_loss, "test_acc": payload.test_acc, "lr": payload.lr,
-                     "samples_seen": payload.samples_seen, "elapsed_s": payload.elapsed_s}
-            self._update(epochs=(*self._snapshot.epochs, epoch), elapsed_s=payload.elapsed_s,
+            self._update(epochs=(*self._snapshot.epochs, epoch_record(payload)), elapsed_s=payload.elapsed_s,
                          batches=self._trace.to_dict())
         elif kind == "start":
             self._update(epoch=1, **payload)

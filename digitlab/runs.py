@@ -357,6 +357,15 @@ def _is_alive(path: Path, data: dict[str, Any]) -> bool:
     return True
 
 
+def epoch_record(event: EpochEnd) -> dict[str, float]:
+    """An epoch's metrics as run.json (and the dashboard's snapshot) keep them."""
+    return {
+        "epoch": event.epoch, "train_loss": event.train_loss, "train_acc": event.train_acc,
+        "test_loss": event.test_loss, "test_acc": event.test_acc, "lr": event.lr,
+        "samples_seen": event.samples_seen, "elapsed_s": event.elapsed_s,
+    }
+
+
 class RunRecorder:
     """Feeds engine events into one run's folder: created at RunStart, written at every epoch end and at RunEnd."""
 
@@ -413,11 +422,7 @@ class RunRecorder:
                              train_size=event.train_size)
             self._write()
         elif isinstance(event, EpochEnd):
-            self.data["epochs"].append({
-                "epoch": event.epoch, "train_loss": event.train_loss, "train_acc": event.train_acc,
-                "test_loss": event.test_loss, "test_acc": event.test_acc, "lr": event.lr,
-                "samples_seen": event.samples_seen, "elapsed_s": event.elapsed_s,
-            })
+            self.data["epochs"].append(epoch_record(event))
             save_weights(self.model, self.path / WEIGHTS_FILE)
             self._write()
         elif isinstance(event, RunEnd):

@@ -191,10 +191,7 @@ def live_view() -> None:
     st.plotly_chart(fig, key="train.chart.batch_loss")
     acc_col, loss_col = st.columns(2)
     for column, metric in ((acc_col, "acc"), (loss_col, "loss")):
-        # Per-epoch curves change once an epoch: rebuild them only then.
-        fig = ui.cached_figure(f"train.{metric}", (snap.run_id, len(snap.epochs)),
-                               lambda: charts.epoch_figure(snap.epochs, metric, snap.config.epochs))
-        column.plotly_chart(fig, key=f"train.chart.{metric}")
+        column.plotly_chart(charts.epoch_figure(snap.epochs, metric, snap.config.epochs), key=f"train.chart.{metric}")
 
 
 with right:

@@ -31,7 +31,7 @@ def test_predict_all_and_guess_drawing():
     assert [g.model for g in guesses] == ["a", "b"] and ms > 0
     for g in guesses:
         assert 0 <= g.digit <= 9 and g.confidence == g.probs.max().item()
-    again, _ = predict_all(models, image)
+    again = predict_all(models, image)
     assert [g.digit for g in again] == [g.digit for g in guesses]
 
 

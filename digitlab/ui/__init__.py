@@ -94,15 +94,6 @@ def predictions_for(record: RunRecord) -> RunPredictions:
     return _predictions(str(record.path), _weights_stamp(record))
 
 
-def cached_figure(slot: str, key, build):
-    """The figure ``build()`` makes, rebuilt only when ``key`` changes: a Plotly figure costs ~15 ms of Python,
-    which a page refreshing every second takes from the training next to it."""
-    cache = st.session_state.setdefault("digitlab.figures", {})
-    if slot not in cache or cache[slot][0] != key:
-        cache[slot] = (key, build())
-    return cache[slot][1]
-
-
 def session_id() -> str:
     """Who this browser tab is, to tell "you" from "another tab" for the training job."""
     return st.session_state.setdefault("digitlab.session", uuid.uuid4().hex)
