@@ -117,8 +117,34 @@ def test_byte_dropout_drops_the_right_share_and_keeps_the_mean():
     assert (out == 0).float().mean().item() == pytest.approx(0.25, abs=0.01)
     assert out.mean().item() == pytest.approx(1.0, abs=0.01)
     assert torch.equal(Dropout(0.25).eval()(x), x)
+    # Every byte of each 64-bit draw is used; the top one (never above 127) must not be.
+    for period in (7, 8):
+        by_position = (out == 0).float()[: period * 20_000].view(-1, period).mean(0)
+        assert torch.allclose(by_position, torch.full((period,), 0.25), atol=0.02), by_position
+
+
+def test_byte_dropout_keeps_the_memory_layout():
+    from digitlab.models import Dropout
+
     channels_last = torch.ones(8, 4, 6, 6).to(memory_format=torch.channels_last)
-    assert Dropout(0.5).train()(channels_last).shape == (8, 4, 6, 6)
+    out = Dropout(0.5).train()(channels_last)
+    assert out.shape == (8, 4, 6, 6) and out.is_contiguous(memory_format=torch.channels_last)
+    strided = torch.ones(8, 4, 6, 12)[..., ::2]  # neither layout: dropped on a dense copy
+    assert (Dropout(0.5).train()(strided) == 0).float().mean().item() == pytest.approx(0.5, abs=0.1)
+
+
+def test_flatten_is_nchw_order_and_sends_channels_last_gradients_back():
+    from digitlab.models import Flatten
+
+    x = torch.randn(4, 3, 5, 5).to(memory_format=torch.channels_last).requires_grad_()
+    out = Flatten()(x)
+    assert torch.equal(out, x.detach().contiguous().flatten(1))
+    weights = torch.randn(4, 75)
+    (out * weights).sum().backward()
+    assert x.grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x.grad, weights.view(4, 3, 5, 5))
+    with torch.no_grad():
+        assert torch.equal(Flatten()(x), out)
 
 
 def test_created_models_are_in_training_mode_throughout():
