@@ -10,6 +10,7 @@ from digitlab.device import available_devices
 from digitlab.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, to_text
 from digitlab.jobs import JobBusyError
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
+from digitlab.ui.live_chart import live_chart
 
 ui.use_app_navigation()
 
@@ -188,10 +189,10 @@ def live_view() -> None:
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
     x = [s / size for s in batches["samples_seen"]]
     fig = charts.batch_loss_figure(x, batches["loss"], x_max=snap.config.epochs)
-    st.plotly_chart(fig, key="train.chart.batch_loss")
-    acc_col, loss_col = st.columns(2)
-    for column, metric in ((acc_col, "acc"), (loss_col, "loss")):
-        column.plotly_chart(charts.epoch_figure(snap.epochs, metric, snap.config.epochs), key=f"train.chart.{metric}")
+    live_chart(fig, key="train.chart.batch_loss")
+    for column, metric in zip(st.columns(2), ("acc", "loss")):
+        with column:
+            live_chart(charts.epoch_figure(snap.epochs, metric, snap.config.epochs), key=f"train.chart.{metric}")
 
 
 with right:

@@ -124,9 +124,13 @@ class Tab:
         return f".st-key-{key.replace('.', '-')}"
 
     def trace_lengths(self, key: str) -> list[int] | None:
-        """Points per trace of the Plotly chart with ``key``, read from the chart itself; None if not drawn."""
+        """Points per trace of the Plotly chart with ``key`` (drawn in the page, or in the frame of a live chart),
+        read from the chart itself; None if not drawn."""
         return self.page.evaluate(
-            """(selector) => { const plot = document.querySelector(selector + ' .js-plotly-plot');
+            """(selector) => { const host = document.querySelector(selector);
+                               const frame = host && host.querySelector('iframe');
+                               const root = frame ? frame.contentDocument : host;
+                               const plot = root && root.querySelector('.js-plotly-plot');
                                return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }""",
             self.keyed(key))
 

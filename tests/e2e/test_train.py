@@ -85,7 +85,7 @@ def test_stop_ends_a_second_run_within_seconds(new_tab):
 
 def test_reload_during_training_shows_the_job_still_updating(new_tab):
     tab = new_tab().open("train")
-    start_training(tab, epochs=3, name="e2e reloaded")
+    start_training(tab, epochs=5, name="e2e reloaded")  # long enough for the next two tests, which stop it
     wait_until(lambda: loss_points(tab) >= 5, 60, "training to start")
     tab.page.reload()
     tab.wait_for_rerun()
@@ -93,6 +93,28 @@ def test_reload_during_training_shows_the_job_still_updating(new_tab):
     first = wait_until(lambda: loss_points(tab), 30, "the chart after the reload")
     wait_until(lambda: loss_points(tab) > first, 30, "the chart to keep updating after the reload")
     assert tab.exceptions() == []
+
+
+def test_zoom_on_the_live_loss_chart_survives_the_refreshes(new_tab):
+    tab = new_tab().open("train")  # the run of the previous test is still training
+    wait_until(lambda: loss_points(tab), 30, "the live chart")
+    frame = tab.page.frame_locator(f"{tab.keyed(LOSS_CHART)} iframe")
+    plot = frame.locator(".js-plotly-plot")
+    plot.evaluate("plot => { window.zoomedPlot = plot; }")
+    box = frame.locator(".nsewdrag").first.bounding_box()
+    tab.page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    tab.page.mouse.down()
+    tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.7, steps=5)
+    tab.page.mouse.up()
+    zoomed = plot.evaluate("plot => plot._fullLayout.xaxis.range")
+    assert zoomed[0] > 0.1, zoomed  # the x axis spans 0 to 5 epochs before the zoom
+    before = loss_points(tab)
+    wait_until(lambda: loss_points(tab) > before, 30, "a refresh after the zoom")
+    after = loss_points(tab)
+    wait_until(lambda: loss_points(tab) > after, 30, "a second refresh")
+    assert plot.evaluate("plot => plot._fullLayout.xaxis.range") == zoomed
+    assert plot.evaluate("plot => plot === window.zoomedPlot")  # updated in place, never redrawn from scratch
+    assert tab.exceptions() == [] and tab.console_errors == []
 
 
 def test_a_second_tab_is_told_someone_is_already_training(new_tab):
