@@ -46,60 +46,65 @@ controls = st.columns([2, 3])
 x_axis = controls[0].radio("X axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="compare.x")
 smoothing = controls[1].slider("Smoothing of the per-batch train loss", 0.0, 0.99, 0.9, 0.01, key="compare.smooth")
 
-overlaid, multiples, manage = st.tabs(["Overlaid curves", "Side by side", "Rename or delete"])
-with overlaid:
-    first, second = st.columns(2)
-    for column, metric in ((first, "test_acc"), (second, "test_loss")):
-        fig = charts.overlay_figure(overlay_series(selected, colours, metric, x_axis, smoothing), METRICS[metric],
-                                    X_AXES[x_axis], METRICS[metric], percent=metric.endswith("acc"),
-                                    log_y=metric.endswith("loss"))
-        column.plotly_chart(fig, key=f"compare.chart.{metric}")
-    fig = charts.overlay_figure(overlay_series(selected, colours, "train_loss", x_axis, smoothing),
-                                "Train loss (per batch, smoothed)", X_AXES[x_axis], "Cross-entropy", log_y=True)
-    st.plotly_chart(fig, key="compare.chart.train_loss")
+# Only the open tab is drawn: a hidden tab's charts would cost the browser as much as visible ones.
+overlaid, multiples, manage = st.tabs(["Overlaid curves", "Side by side", "Rename or delete"], key="compare.view",
+                                      on_change="rerun")
+if overlaid.open:
+    with overlaid:
+        first, second = st.columns(2)
+        for column, metric in ((first, "test_acc"), (second, "test_loss")):
+            fig = charts.overlay_figure(overlay_series(selected, colours, metric, x_axis, smoothing), METRICS[metric],
+                                        X_AXES[x_axis], METRICS[metric], percent=metric.endswith("acc"),
+                                        log_y=metric.endswith("loss"))
+            column.plotly_chart(fig, key=f"compare.chart.{metric}")
+        fig = charts.overlay_figure(overlay_series(selected, colours, "train_loss", x_axis, smoothing),
+                                    "Train loss (per batch, smoothed)", X_AXES[x_axis], "Cross-entropy", log_y=True)
+        st.plotly_chart(fig, key="compare.chart.train_loss")
 
-with multiples:
-    kind = st.radio("Show", ["acc", "loss"], format_func={"acc": "Accuracy", "loss": "Loss"}.get, horizontal=True,
-                    key="compare.multiples.kind")
-    panels = small_multiple_panels(selected, kind, x_axis, smoothing)
-    fig = charts.small_multiples_figure(panels, X_AXES[x_axis], "Accuracy" if kind == "acc" else "Cross-entropy",
-                                        percent=kind == "acc", log_y=kind == "loss")
-    st.plotly_chart(fig, key="compare.chart.multiples")
+if multiples.open:
+    with multiples:
+        kind = st.radio("Show", ["acc", "loss"], format_func={"acc": "Accuracy", "loss": "Loss"}.get, horizontal=True,
+                        key="compare.multiples.kind")
+        panels = small_multiple_panels(selected, kind, x_axis, smoothing)
+        fig = charts.small_multiples_figure(panels, X_AXES[x_axis], "Accuracy" if kind == "acc" else "Cross-entropy",
+                                            percent=kind == "acc", log_y=kind == "loss")
+        st.plotly_chart(fig, key="compare.chart.multiples")
 
-with manage:
-    editable = [r for r in selected if not r.shipped]
-    if not editable:
-        st.caption("Shipped checkpoints are read-only. Select a run you trained to rename or delete it.")
-    else:
-        target = st.selectbox("Run", [r.id for r in editable], format_func=lambda i: ui.run_label(by_id[i]),
-                              key="compare.manage.run")
-        record = by_id[target]
-        name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-        new_name = name_col.text_input("New name", value=record.name, key=f"compare.manage.name.{target}")
-        if button_col.button("Rename", key="compare.manage.rename", width="stretch"):
-            try:
-                ui.store().rename(target, new_name)
-                st.toast(f"Renamed to {new_name.strip()}")
-                st.rerun()
-            except RunError as err:
-                st.error(str(err))
-        pending = st.session_state.get("compare.manage.confirm") == target
-        if not pending:
-            if st.button(f"Delete {record.name}…", icon=":material/delete:", key="compare.manage.delete"):
-                st.session_state["compare.manage.confirm"] = target
-                st.rerun()
+if manage.open:
+    with manage:
+        editable = [r for r in selected if not r.shipped]
+        if not editable:
+            st.caption("Shipped checkpoints are read-only. Select a run you trained to rename or delete it.")
         else:
-            st.warning(f"Delete **{record.name}** and its folder `{record.path}`? This cannot be undone.")
-            yes, no = st.columns(2)
-            if yes.button("Yes, delete it", type="primary", key="compare.manage.yes", width="stretch"):
-                st.session_state.pop("compare.manage.confirm")
+            target = st.selectbox("Run", [r.id for r in editable], format_func=lambda i: ui.run_label(by_id[i]),
+                                  key="compare.manage.run")
+            record = by_id[target]
+            name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+            new_name = name_col.text_input("New name", value=record.name, key=f"compare.manage.name.{target}")
+            if button_col.button("Rename", key="compare.manage.rename", width="stretch"):
                 try:
-                    ui.store().delete(target)
-                    st.toast(f"Deleted {record.name}")
+                    ui.store().rename(target, new_name)
+                    st.toast(f"Renamed to {new_name.strip()}")
+                    st.rerun()
                 except RunError as err:
                     st.error(str(err))
-                else:
+            pending = st.session_state.get("compare.manage.confirm") == target
+            if not pending:
+                if st.button(f"Delete {record.name}…", icon=":material/delete:", key="compare.manage.delete"):
+                    st.session_state["compare.manage.confirm"] = target
                     st.rerun()
-            if no.button("Cancel", key="compare.manage.no", width="stretch"):
-                st.session_state.pop("compare.manage.confirm")
-                st.rerun()
+            else:
+                st.warning(f"Delete **{record.name}** and its folder `{record.path}`? This cannot be undone.")
+                yes, no = st.columns(2)
+                if yes.button("Yes, delete it", type="primary", key="compare.manage.yes", width="stretch"):
+                    st.session_state.pop("compare.manage.confirm")
+                    try:
+                        ui.store().delete(target)
+                        st.toast(f"Deleted {record.name}")
+                    except RunError as err:
+                        st.error(str(err))
+                    else:
+                        st.rerun()
+                if no.button("Cancel", key="compare.manage.no", width="stretch"):
+                    st.session_state.pop("compare.manage.confirm")
+                    st.rerun()

@@ -14,7 +14,7 @@ from digitlab.ui.live_chart import live_chart
 
 ui.use_app_navigation()
 
-REFRESH_S = 1.0
+REFRESH_S = 0.8
 FORM = "train_form"  # the form's values, kept while other pages are shown (Streamlit drops unrendered widgets)
 
 
@@ -155,35 +155,43 @@ def live_view() -> None:
     st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {title}")
     st.caption(f"`{snap.run_id or '…'}` · {snap.config.model} · {snap.param_count:,} parameters · "
                f"{snap.device_name or '…'}" + ("" if mine else " · started in another tab"))
-    if snap.running:
-        bar, stop = st.columns([4, 1], vertical_alignment="bottom")
-        text = (f"Epoch {snap.epoch}/{snap.config.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
-                f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
-        bar.progress(snap.progress, text=snap.message or text)
-        if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested, width="stretch"):
-            job.stop()
-            # The trainer ends within a batch (plus one evaluation if no epoch has finished): show the summary as
-            # soon as it has, rather than at the next poll.
-            job.join(timeout=10)
-            st.rerun()
-    else:
-        final = snap.final
-        cols = st.columns(5)
-        cols[0].metric("Test accuracy", f"{final['test_acc']:.2%}" if "test_acc" in final else "–")
-        cols[1].metric("Test loss", f"{final['test_loss']:.4f}" if "test_loss" in final else "–")
-        cols[2].metric("Train time", format_seconds(final.get("train_s")))
-        cols[3].metric("Parameters", f"{snap.param_count:,}")
-        cols[4].metric("Status", snap.status)
-        if snap.status in ("diverged", "failed"):
-            st.error(snap.message)
-        elif snap.status == "stopped":
-            st.info(f"{snap.message} The run is kept with every epoch finished before the stop.")
-        if snap.run_id:
-            links = st.columns(3)
-            links[0].page_link("pages/compare.py", label="Compare it with other runs →")
-            if snap.status != "failed":
-                links[1].page_link("pages/errors.py", label="See its mistakes →", query_params={"run": snap.run_id})
-                links[2].page_link("pages/draw.py", label="Draw for it →")
+    with st.container():  # running or finished: the charts below keep their place, and are not remounted
+        if snap.running:
+            bar, stop = st.columns([4, 1], vertical_alignment="bottom")
+            text = (f"Epoch {snap.epoch}/{snap.config.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
+                    f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
+            bar.progress(snap.progress, text=snap.message or text)
+            if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested,
+                           width="stretch"):
+                job.stop()
+                # The trainer ends within a batch (plus one evaluation if no epoch has finished): show the summary as
+                # soon as it has, rather than at the next poll.
+                job.join(timeout=10)
+                st.rerun()
+        else:
+            final = snap.final
+            summary = [
+                ("Test accuracy", f"{final['test_acc']:.2%}" if "test_acc" in final else "–"),
+                ("Test loss", f"{final['test_loss']:.4f}" if "test_loss" in final else "–"),
+                ("Train time", format_seconds(final.get("train_s"))),
+                ("Parameters", f"{snap.param_count:,}"),
+                ("Epochs", f"{len(snap.epochs)} of {snap.config.epochs}"),
+                ("Status", snap.status),
+            ]
+            for row in (summary[:3], summary[3:]):  # three a row: five in one row cut the numbers short
+                for column, (label, value) in zip(st.columns(3), row):
+                    column.metric(label, value)
+            if snap.status in ("diverged", "failed"):
+                st.error(snap.message)
+            elif snap.status == "stopped":
+                st.info(f"{snap.message} The run is kept with every epoch finished before the stop.")
+            if snap.run_id:
+                links = st.columns(3)
+                links[0].page_link("pages/compare.py", label="Compare runs →")
+                if snap.status != "failed":
+                    links[1].page_link("pages/errors.py", label="See its mistakes →",
+                                       query_params={"run": snap.run_id})
+                    links[2].page_link("pages/draw.py", label="Draw for it →")
 
     batches = snap.batches or {"samples_seen": [], "loss": []}
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})

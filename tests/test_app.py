@@ -147,6 +147,8 @@ def test_compare_selects_tables_and_deletes_with_confirmation(several_runs):
     assert {"tiny mlp", "mlp (shipped)", "cnn (shipped)"} <= set(table["Run"])
     assert list(table.columns[:5]) == ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy"]
     run_id = [r.id for r in RunStore(several_runs).list().runs if r.name == "tiny mlp"][0]
+    at.session_state["compare.view"] = "Rename or delete"  # only the open tab is drawn
+    at.run()
     at.button(key="compare.manage.delete").click().run()
     assert any("cannot be undone" in w.value for w in at.warning)
     at.button(key="compare.manage.yes").click().run()

@@ -133,8 +133,8 @@ def main() -> None:
             every = [t for times in switches.values() for t in times]
             print(f"page switch:                   median {statistics.median(every):.2f} s, "
                   f"max {max(every):.2f} s over {len(every)} switches")
-            print("  per page (median / max):      " + ", ".join(
-                f"{label} {statistics.median(times):.2f}/{max(times):.2f} s" for label, times in switches.items()))
+            for label, times in switches.items():
+                print(f"  {label + ':':9s} " + "  ".join(f"{t:.2f}" for t in times) + " s")
             browser.close()
 
 
