@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from digitlab.charts import Series, colour_for, ema
 from digitlab.config import TrainConfig
@@ -122,6 +123,20 @@ def runs_table(records: Sequence[RunRecord]) -> pd.DataFrame:
             "Date": dt.datetime.fromisoformat(created).astimezone() if created else None,
             "id": record.id,
         })
-    columns = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
-               "Train time (s)", "Device", "Status", "Date", "id"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "id"])
+
+
+TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
+                 "Train time (s)", "Device", "Status", "Date"]
+TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
+                 "Date": "{:%Y-%m-%d %H:%M}"}
+
+
+def sort_runs_table(table: pd.DataFrame, by: str, descending: bool) -> pd.DataFrame:
+    """Rows ordered by column ``by``; runs without a value there (stopped before their first epoch) go last."""
+    return table.sort_values(by, ascending=not descending, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def styled_runs_table(table: pd.DataFrame) -> Styler:
+    """The table as people read it: formatted numbers, "–" where a run has no value, no id or index."""
+    return table[TABLE_COLUMNS].style.format(TABLE_FORMATS, na_rep="–").hide(axis="index")

@@ -120,7 +120,7 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
     assert any(m.label == "Test accuracy" for m in at.metric)
     at.switch_page("pages/compare.py").run()
     assert_clean(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert "app test run" in set(table["Run"])
     assert table.loc[table["Run"] == "app test run", "Status"].item() == "completed"
 
@@ -143,7 +143,7 @@ def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):
 
 def test_compare_selects_tables_and_deletes_with_confirmation(several_runs):
     at = open_app("pages/compare.py")
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert {"tiny mlp", "mlp (shipped)", "cnn (shipped)"} <= set(table["Run"])
     assert list(table.columns[:5]) == ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy"]
     run_id = [r.id for r in RunStore(several_runs).list().runs if r.name == "tiny mlp"][0]
@@ -154,7 +154,7 @@ def test_compare_selects_tables_and_deletes_with_confirmation(several_runs):
     at.button(key="compare.manage.yes").click().run()
     assert_clean(at)
     assert not (several_runs / run_id).exists()
-    assert "tiny mlp" not in set(at.dataframe[0].value["Run"])
+    assert "tiny mlp" not in set(at.table[0].value["Run"])
     assert (several_runs / "shipped-cnn").exists()
 
 

@@ -1,6 +1,7 @@
+import pandas as pd
 import pytest
 
-from digitlab.compare import metric_curve, run_colours, runs_table
+from digitlab.compare import metric_curve, run_colours, runs_table, sort_runs_table, styled_runs_table
 from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.runs import RunStore, record_training
@@ -49,3 +50,19 @@ def test_runs_table(tiny_data, store_root):
     assert "adam lr=0.01" in row["Hyperparameters"] and row["Epochs"] == 1
     csv = table.to_csv(index=False)
     assert csv.splitlines()[0].startswith("Run,Architecture,Hyperparameters,Parameters,Test accuracy")
+
+
+def test_runs_table_sorts_with_missing_values_last_and_formats_for_reading():
+    table = pd.DataFrame({
+        "Run": ["a", "b", "c"], "Architecture": "mlp", "Hyperparameters": "adam", "Parameters": [1000, 20000, 300],
+        "Test accuracy": [0.9812, None, 0.9934], "Test loss": [0.06, None, 0.03], "Epochs": [2, 0, 3],
+        "Train time (s)": [4.25, None, 9.0], "Device": "CPU", "Status": ["completed", "stopped", "completed"],
+        "Date": pd.to_datetime(["2026-11-25 09:30", "2026-11-25 10:00", None]), "id": ["a1", "b2", "c3"],
+    })
+    assert list(sort_runs_table(table, "Test accuracy", descending=True)["Run"]) == ["c", "a", "b"]
+    assert list(sort_runs_table(table, "Test accuracy", descending=False)["Run"]) == ["a", "c", "b"]
+    assert list(sort_runs_table(table, "Run", descending=True)["Run"]) == ["c", "b", "a"]
+    shown = styled_runs_table(sort_runs_table(table, "Parameters", descending=True)).to_html()
+    assert ">id<" not in shown and "a1" not in shown  # the id column stays in the CSV only
+    for text in ("20,000", "98.12%", "0.0600", "4.2", "2026-11-25 09:30", "–"):
+        assert text in shown, text

@@ -26,6 +26,7 @@ def canvas_box(tab):
 def draw(tab, digit: int, box=(85, 45, 195, 235)) -> None:
     """Trace the digit's strokes with the mouse, lifting it between strokes, then wait for the predictions."""
     origin = canvas_box(tab)
+    tab.wait_for_idle()  # draw on a settled page, as a person would
     for stroke in stroke_points(digit, box):
         tab.page.mouse.move(origin["x"] + stroke[0][0], origin["y"] + stroke[0][1])
         tab.page.mouse.down()

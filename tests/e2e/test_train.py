@@ -131,7 +131,7 @@ def test_a_second_tab_is_told_someone_is_already_training(new_tab):
 
 def test_compare_shows_the_new_runs_beside_a_shipped_one(new_tab):
     tab = new_tab().open("compare")
-    cells = tab.page.locator("[data-testid='stDataFrame'] [role='gridcell']")
+    cells = tab.page.locator("[data-testid='stTable'] td")
     wait_until(lambda: "e2e fast" in cells.all_text_contents(), 15, "the runs table")
     runs = {text for text in cells.all_text_contents() if re.fullmatch(r"e2e .*|\w+ \(shipped\)", text)}
     assert {"e2e fast", "e2e stopped", "cnn (shipped)"} <= runs
