@@ -2,8 +2,9 @@
 
 Why a process: the web server's Python work on every page refresh would otherwise hold the GIL that the
 training loop needs between operations (measured on 2 cores, Train page open: 38-42% of the CLI's throughput on
-a thread, 63-66% in a process; the rest goes to the browser redrawing the chart on the same cores). And a crash
-of the child, even a segfault or an out-of-memory kill, becomes a failed job, never a dead server.
+a thread, 63-66% in a process, 73-80% once the live charts updated in place; the rest goes to the browser and
+the server on the same cores). And a crash of the child, even a segfault or an out-of-memory kill, becomes a
+failed job, never a dead server.
 
 The child writes the run store itself (the same RunRecorder as the CLI) and sends engine events, without the
 model, over a queue. The follower thread never touches the UI: it keeps a snapshot that pages poll. One job
