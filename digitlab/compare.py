@@ -22,6 +22,11 @@ METRICS = {
     "train_acc": "Train accuracy",
 }
 _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
+# The runs table (seed 002's comparison tables), and how people read its numbers.
+TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
+                 "Train time (s)", "Device", "Status", "Date"]
+TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
+                 "Date": "{:%Y-%m-%d %H:%M}"}
 
 
 def train_size(record_data: dict[str, Any]) -> int:
@@ -124,12 +129,6 @@ def runs_table(records: Sequence[RunRecord]) -> pd.DataFrame:
             "id": record.id,
         })
     return pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "id"])
-
-
-TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
-                 "Train time (s)", "Device", "Status", "Date"]
-TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
-                 "Date": "{:%Y-%m-%d %H:%M}"}
 
 
 def sort_runs_table(table: pd.DataFrame, by: str, descending: bool) -> pd.DataFrame:

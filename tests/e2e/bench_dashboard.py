@@ -45,10 +45,7 @@ def start_training(tab: Tab, store: Path, epochs: int) -> Path:
     """Press Train on PRESET with ``epochs``; the new run's run.json."""
     before = set(store.glob("*/run.json"))
     tab.open("train")
-    field = tab.page.locator(tab.keyed("train.epochs")).locator("input")
-    field.fill(str(epochs))
-    field.press("Enter")
-    tab.wait_for_rerun()
+    tab.enter_text("train.epochs", str(epochs))
     tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
     deadline = time.time() + 60
     while not set(store.glob("*/run.json")) - before:

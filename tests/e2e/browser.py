@@ -134,6 +134,13 @@ class Tab:
                                return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }""",
             self.keyed(key))
 
+    def enter_text(self, key: str, text: str) -> None:
+        """Type ``text`` into the keyed text or number input and press Enter, as a person would; wait for the run."""
+        field = self.page.locator(self.keyed(key)).locator("input")
+        field.fill(text)
+        field.press("Enter")
+        self.wait_for_rerun()
+
     def click_button(self, name: str) -> None:
         self.page.get_by_role("button", name=name, exact=True).click()
         self.wait_for_rerun()

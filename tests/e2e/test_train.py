@@ -29,15 +29,9 @@ def loss_points(tab) -> int:
 
 def start_training(tab, epochs: int | None = None, name: str | None = None) -> None:
     if epochs is not None:
-        field = tab.page.locator(tab.keyed("train.epochs")).locator("input")
-        field.fill(str(epochs))
-        field.press("Enter")
-        tab.wait_for_rerun()
+        tab.enter_text("train.epochs", str(epochs))
     if name is not None:
-        field = tab.page.locator(tab.keyed("train.name")).locator("input")
-        field.fill(name)
-        field.press("Enter")
-        tab.wait_for_rerun()
+        tab.enter_text("train.name", name)
     tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
     tab.page.get_by_role("button", name="Stop").wait_for(timeout=30000)
 
