@@ -37,7 +37,7 @@ def _layout(title: str, x_title: str, y_title: str, height: int = 320, percent: 
             revision: str | None = None, log_y: bool = False) -> dict:
     """The layout every chart shares, as one dict: Figure(data, layout) validates it once, where a chain of
     update_* calls (and a named template) costs 10-20 ms per figure, paid on every live refresh. Colours and
-    fonts come from the app's theme: Streamlit's chart theme, or the live chart's copy of it (ui/live_chart.html)."""
+    fonts come from the app's theme: Streamlit's chart theme, or the live charts' copy of it (ui/live_chart.html)."""
     axis = {"showgrid": True, "zeroline": False}
     y_axis = {**axis, "title": {"text": y_title}, "tickformat": ".1%" if percent else None}
     if log_y:

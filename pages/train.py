@@ -10,7 +10,7 @@ from digitlab.device import available_devices
 from digitlab.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, to_text
 from digitlab.jobs import JobBusyError
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
-from digitlab.ui.live_chart import live_chart
+from digitlab.ui.live_chart import live_charts
 
 ui.use_app_navigation()
 
@@ -196,11 +196,9 @@ def live_view() -> None:
     batches = snap.batches or {"samples_seen": [], "loss": []}
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
     x = [s / size for s in batches["samples_seen"]]
-    fig = charts.batch_loss_figure(x, batches["loss"], x_max=snap.config.epochs)
-    live_chart(fig, key="train.chart.batch_loss")
-    for column, metric in zip(st.columns(2), ("acc", "loss")):
-        with column:
-            live_chart(charts.epoch_figure(snap.epochs, metric, snap.config.epochs), key=f"train.chart.{metric}")
+    live_charts([{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=snap.config.epochs)},
+                 {metric: charts.epoch_figure(snap.epochs, metric, snap.config.epochs) for metric in ("acc", "loss")}],
+                key="train.charts")
 
 
 with right:

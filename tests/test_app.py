@@ -213,3 +213,13 @@ def test_unreadable_runs_are_listed_with_their_reason_and_never_crash_a_page(sev
     assert expander
     reasons = " ".join(w.value for w in expander[0].warning)
     assert "broken-run" in reasons and "not valid JSON" in reasons and "not a digitlab run" in reasons
+
+
+def test_live_charts_refuse_a_name_used_twice():
+    """Each live chart is found again by its name on the next refresh: two charts with one name would share it."""
+    from plotly import graph_objects as go
+
+    from digitlab.ui.live_chart import live_charts
+
+    with pytest.raises(ValueError, match="unique across rows"):
+        live_charts([{"loss": go.Figure()}, {"acc": go.Figure(), "loss": go.Figure()}], key="train.charts")

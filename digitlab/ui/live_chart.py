@@ -1,9 +1,9 @@
-"""A Plotly chart that takes new data in place: the Train page's live curves.
+"""Plotly charts that take new data in place: the Train page's live curves.
 
 st.plotly_chart derives a chart's identity from its figure, so a chart whose data change on every refresh is
 remounted every time: the user's zoom is lost each second, the chart blinks, and the browser redraws it from
 scratch (~80 ms of CPU per refresh here, taken from the training on a 2-core machine). This component keeps one
-Plotly instance per key and hands it each new figure through Plotly.react, which honours layout.uirevision.
+Plotly instance per chart and hands it each new figure through Plotly.react, which honours layout.uirevision.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import plotly
@@ -39,9 +40,14 @@ def served_folder() -> Path:
     return folder
 
 
-_component = components.declare_component("live_chart", path=str(served_folder()))
+_component = components.declare_component("live_charts", path=str(served_folder()))
 
 
-def live_chart(figure: go.Figure, key: str) -> None:
-    """Draw ``figure``; on later runs with the same ``key``, update that chart in place."""
-    _component(figure=plotly.io.to_json(figure, validate=False), key=key, default=None)
+def live_charts(rows: Sequence[Mapping[str, go.Figure]], key: str) -> None:
+    """Draw each row's figures side by side (a narrow page stacks them), all in one frame; on later runs with the
+    same ``key``, update each chart, known by its name in ``rows``, in place."""
+    names = [list(row) for row in rows]
+    figures = {name: plotly.io.to_json(figure, validate=False) for row in rows for name, figure in row.items()}
+    if len(figures) != sum(map(len, names)):
+        raise ValueError(f"chart names must be unique across rows: {names}")
+    _component(rows=names, figures=figures, key=key, default=None)

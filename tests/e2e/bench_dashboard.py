@@ -75,7 +75,7 @@ def refresh_intervals(tab: Tab, store: Path) -> list[float]:
     tab.page.get_by_role("button", name="Stop").wait_for(timeout=60000)
     changes, last = [], None
     while tab.page.get_by_role("button", name="Stop").count():
-        lengths = tab.trace_lengths("train.chart.batch_loss")
+        lengths = tab.trace_lengths("train.charts", "batch_loss")
         points = lengths[0] if lengths else 0
         if points and points != last:
             changes.append(time.perf_counter())

@@ -123,16 +123,17 @@ class Tab:
         """The CSS selector of the element the app gave ``key`` (Streamlit writes dots as dashes)."""
         return f".st-key-{key.replace('.', '-')}"
 
-    def trace_lengths(self, key: str) -> list[int] | None:
-        """Points per trace of the Plotly chart with ``key`` (drawn in the page, or in the frame of a live chart),
-        read from the chart itself; None if not drawn."""
+    def trace_lengths(self, key: str, chart: str | None = None) -> list[int] | None:
+        """Points per trace of the Plotly chart with ``key`` (drawn in the page), or of the live chart named
+        ``chart`` in the frame with ``key``, read from the chart itself; None if not drawn."""
         return self.page.evaluate(
-            """(selector) => { const host = document.querySelector(selector);
-                               const frame = host && host.querySelector('iframe');
-                               const root = frame ? frame.contentDocument : host;
-                               const plot = root && root.querySelector('.js-plotly-plot');
-                               return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }""",
-            self.keyed(key))
+            """([selector, chart]) => { const host = document.querySelector(selector);
+                                        const frame = host && host.querySelector('iframe');
+                                        const root = frame ? frame.contentDocument : host;
+                                        const plot = root && root.querySelector(
+                                            chart ? `[data-chart="${chart}"].js-plotly-plot` : '.js-plotly-plot');
+                                        return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }""",
+            [self.keyed(key), chart])
 
     def enter_text(self, key: str, text: str) -> None:
         """Type ``text`` into the keyed text or number input and press Enter, as a person would; wait for the run."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-LOSS_CHART = "train.chart.batch_loss"
+LIVE_CHARTS, LOSS_CHART = "train.charts", "batch_loss"
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +23,7 @@ def metric(tab, label: str) -> str:
 
 
 def loss_points(tab) -> int:
-    lengths = tab.trace_lengths(LOSS_CHART)
+    lengths = tab.trace_lengths(LIVE_CHARTS, LOSS_CHART)
     return lengths[0] if lengths else 0
 
 
@@ -92,10 +92,10 @@ def test_reload_during_training_shows_the_job_still_updating(new_tab):
 def test_zoom_on_the_live_loss_chart_survives_the_refreshes(new_tab):
     tab = new_tab().open("train")  # the run of the previous test is still training
     wait_until(lambda: loss_points(tab), 30, "the live chart")
-    frame = tab.page.frame_locator(f"{tab.keyed(LOSS_CHART)} iframe")
-    plot = frame.locator(".js-plotly-plot")
+    frame = tab.page.frame_locator(f"{tab.keyed(LIVE_CHARTS)} iframe")
+    plot = frame.locator(f"[data-chart='{LOSS_CHART}']")
     plot.evaluate("plot => { window.zoomedPlot = plot; }")
-    box = frame.locator(".nsewdrag").first.bounding_box()
+    box = plot.locator(".nsewdrag").first.bounding_box()
     tab.page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
     tab.page.mouse.down()
     tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.7, steps=5)
