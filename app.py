@@ -45,5 +45,6 @@ with st.sidebar:
     if job is not None and job.running:
         snap = job.snapshot()
         st.caption(f":material/hourglass_top: **Training** {snap.config.model}: {snap.progress:.0%}")
+    ui.prefetch_chart_code()
 
 navigation.run()

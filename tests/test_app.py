@@ -223,3 +223,16 @@ def test_live_charts_refuse_a_name_used_twice():
 
     with pytest.raises(ValueError, match="unique across rows"):
         live_charts([{"loss": go.Figure()}, {"acc": go.Figure(), "loss": go.Figure()}], key="train.charts")
+
+
+def test_the_sidebar_prefetches_the_chart_code_of_this_streamlit(app_env, tmp_path):
+    """The prefetch names Streamlit's chart code by its file: a Streamlit whose files are named otherwise would make
+    it quietly do nothing, and this test says so."""
+    from digitlab import ui
+
+    app_env(tmp_path / "store")
+    name = ui.chart_code_file()
+    assert name is not None and (ui.STREAMLIT_SCRIPTS / name).is_file()
+    at = open_app()
+    scripts = [e.proto.body for e in at.sidebar if type(e).__name__ == "Html" and e.proto.unsafe_allow_javascript]
+    assert len(scripts) == 1 and f'"{name}"' in scripts[0]
