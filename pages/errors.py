@@ -3,7 +3,7 @@
 import streamlit as st
 
 from digitlab import charts, ui
-from digitlab.images import digit_png, top_k_bar_html
+from digitlab.images import digit_png, error_card_html
 from digitlab.mistakes import (
     PER_PAGE,
     SORTS,
@@ -124,10 +124,9 @@ with st.container():
     for row_start in range(0, len(shown), per_row):
         for column, index in zip(st.columns(per_row), shown[row_start : row_start + per_row]):
             with column.container(border=True):
-                true, predicted = shown_preds.labels[index].item(), shown_preds.predicted[index].item()
-                st.image(digit_png(test_images[index], scale=4), width="stretch")
-                st.markdown(f"**{true}** → :red[**{predicted}**] · {shown_preds.confidence[index].item():.0%}")
-                st.html(top_k_bar_html(top_k(shown_preds.probs[index]), true))
+                st.html(error_card_html(test_images[index], shown_preds.labels[index].item(),
+                                        shown_preds.predicted[index].item(), shown_preds.confidence[index].item(),
+                                        top_k(shown_preds.probs[index])))
                 if st.button(f"#{index}", key=f"errors.inspect.{index}", width="stretch",
                              help="Show it larger with all 10 probabilities"):
                     inspect(index)

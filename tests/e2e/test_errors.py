@@ -5,15 +5,16 @@ import re
 from playwright.sync_api import expect
 
 CAPTION = re.compile(r"^(\d) → (\d) · \d+%$")
+CARDS = "[data-testid='stHtml'] figure"
 
 
 def gallery(tab) -> list[tuple[int, int]]:
-    """(true, predicted) of every image card shown."""
+    """(true, predicted) of every image card shown, read from the captions a user sees."""
     pairs = []
-    for text in tab.page.locator("[data-testid='stMarkdownContainer']").all_inner_texts():
+    for text in tab.page.locator(f"{CARDS} figcaption").all_inner_texts():
         match = CAPTION.match(text.strip())
-        if match:
-            pairs.append((int(match.group(1)), int(match.group(2))))
+        assert match, text
+        pairs.append((int(match.group(1)), int(match.group(2))))
     return pairs
 
 
@@ -22,7 +23,7 @@ def test_gallery_shows_misclassified_images_of_a_shipped_checkpoint(new_tab):
     tab.page.wait_for_selector("text=test images misclassified", timeout=60000)
     shown = gallery(tab)
     assert shown and all(true != predicted for true, predicted in shown)
-    images = tab.page.locator("[data-testid='stImage'] img")
+    images = tab.page.locator(f"{CARDS} img")
     expect(images).to_have_count(len(shown))
     assert all(images.nth(i).evaluate("img => img.naturalWidth > 0") for i in range(images.count()))
     assert tab.exceptions() == [] and tab.console_errors == []
@@ -42,8 +43,9 @@ def test_clicking_a_confusion_cell_filters_the_gallery(new_tab):
     tab.page.mouse.click(x, y)
     tab.wait_for_rerun()
     tab.page.wait_for_function(
-        """(cell) => Array.from(document.querySelectorAll("[data-testid='stMarkdownContainer']"))
-                     .some(e => e.innerText.trim().startsWith(cell))""", arg=f"{true} → {predicted}", timeout=15000)
+        """([cards, cell]) => Array.from(document.querySelectorAll(`${cards} figcaption`))
+                             .some(e => e.innerText.trim().startsWith(cell))""", arg=[CARDS, f"{true} → {predicted}"],
+        timeout=15000)
     after = gallery(tab)
     assert after and all(pair == (true, predicted) for pair in after)
     assert after != before or all(pair == (true, predicted) for pair in before)
