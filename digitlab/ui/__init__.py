@@ -153,7 +153,7 @@ def prefetch_chart_code() -> None:
     """Have the browser load and run st.plotly_chart's code while it is idle, once per page load.
 
     The browser fetches that code the first time a page draws a Plotly chart in the page itself: on a 2-core
-    machine, about 0.25 s of the first visit to Compare or Errors went to it. Fetched ahead, by the same URL that
+    machine, about 0.2 s of the first visit to Compare or Errors went to it. Fetched ahead, by the same URL that
     Streamlit's own code imports it from, it is the same module, there and ready. Anything amiss does nothing.
     """
     name = chart_code_file()
