@@ -172,12 +172,12 @@ class TrainingJob:
                     continue
                 try:  # the child may have ended right after its last message
                     kind, payload = self._events.get(timeout=0.5)
-                except queue.Empty:
-                    code = self._process.exitcode
-                    self._update(state="finished", status="failed", batches=self._trace.to_dict(),
-                                 message=f"Training failed: the training process ended unexpectedly (exit code "
-                                         f"{code}). The epochs it finished are kept in the run.")
-                    return
+                except queue.Empty:  # it died without a word: a segfault, or killed for memory
+                    kind, payload = "finished", {
+                        "status": "failed",
+                        "message": f"Training failed: the training process ended unexpectedly (exit code "
+                                   f"{self._process.exitcode}). The epochs it finished are kept in the run.",
+                    }
             if kind == "finished":
                 self._update(state="finished", batches=self._trace.to_dict(), **payload)
                 self._process.join(5)
