@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from digitlab import ui
-from digitlab.images import app_icon
+from digitlab.dashboard import ui
+from digitlab.dashboard.images import app_icon
 
 st.set_page_config(page_title="digitlab", page_icon=app_icon(), layout="wide")
 

@@ -1,6 +1,6 @@
 """digitlab: train, compare and probe handwritten-digit classifiers on MNIST.
 
-Importing digitlab never imports streamlit: only digitlab.ui does, for the dashboard.
+Importing digitlab never imports streamlit: only digitlab.dashboard.ui does, for the dashboard.
 """
 
 __version__ = "0.1.0"
@@ -10,7 +10,7 @@ from digitlab.engine import train
 from digitlab.models import create_model, list_models
 from digitlab.predict import predict
 from digitlab.preprocess import preprocess_canvas
-from digitlab.runs import list_runs, load_run
+from digitlab.store import list_runs, load_run
 
 __all__ = [
     "TrainConfig",

@@ -15,7 +15,8 @@ from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetErro
 from digitlab.data import DataNotFoundError, load_mnist
 from digitlab.device import DeviceUnavailableError
 from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
-from digitlab.runs import RunError, RunStore, record_training, ship_run
+from digitlab.recorder import record_training
+from digitlab.store import RunError, RunStore, ship_run
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3

@@ -14,7 +14,7 @@ from torch import nn
 
 from digitlab.data import MNIST, normalize
 from digitlab.device import configure_cpu
-from digitlab.runs import RunRecord, atomic_write
+from digitlab.store import RunRecord, atomic_write
 
 PREDICTIONS_FILE = "predictions.safetensors"
 _BATCH = 1000

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from digitlab import charts, ui
-from digitlab.compare import (
+from digitlab.dashboard import charts, ui
+from digitlab.dashboard.compare import (
     METRICS,
     TABLE_COLUMNS,
     X_AXES,
@@ -14,7 +14,7 @@ from digitlab.compare import (
     sort_runs_table,
     styled_runs_table,
 )
-from digitlab.runs import RunError
+from digitlab.store import RunError
 
 ui.use_app_navigation()
 

@@ -3,10 +3,10 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas  # only importable inside a running Streamlit app
 
-from digitlab import charts, ui
-from digitlab.compare import run_colours
-from digitlab.consensus import agreement, guess_drawing
-from digitlab.images import normalized_png
+from digitlab.dashboard import charts, ui
+from digitlab.dashboard.compare import run_colours
+from digitlab.dashboard.consensus import agreement, guess_drawing
+from digitlab.dashboard.images import normalized_png
 
 ui.use_app_navigation()
 CANVAS_SIZE = 280

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from digitlab import charts, ui
-from digitlab.images import digit_png, error_card_html
-from digitlab.mistakes import (
+from digitlab.dashboard import charts, ui
+from digitlab.dashboard.images import digit_png, error_card_html
+from digitlab.dashboard.mistakes import (
     PER_PAGE,
     SORTS,
     ErrorFilter,

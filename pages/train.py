@@ -2,15 +2,15 @@
 
 import streamlit as st
 
-from digitlab import charts, ui
-from digitlab.compare import train_size
+from digitlab.dashboard import charts, ui
+from digitlab.dashboard.compare import train_size
 from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
 from digitlab.data import AUGMENTATIONS
 from digitlab.device import available_devices
-from digitlab.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, to_text
-from digitlab.jobs import JobBusyError
+from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, to_text
+from digitlab.dashboard.jobs import JobBusyError
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
-from digitlab.ui.live_chart import live_charts
+from digitlab.dashboard.ui.live_chart import live_charts
 
 ui.use_app_navigation()
 

@@ -1,6 +1,6 @@
 """Small MNIST-format datasets the tests write themselves, so they pass on a machine without the real files.
 
-The images are synthetic digits (digitlab.strokes) at random sizes, places and stroke widths, fitted to 28x28 the
+The images are synthetic digits (digitlab.bench.strokes) at random sizes, places and stroke widths, fitted to 28x28 the
 way canvas drawings are: a model can really learn them, unlike noise.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from digitlab.preprocess import fit_digit, ink_image
-from digitlab.strokes import render_digit
+from digitlab.bench.strokes import render_digit
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

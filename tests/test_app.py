@@ -9,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from digitlab.config import TrainConfig
 from digitlab.engine import train
-from digitlab.runs import RunStore, record_training
+from digitlab.recorder import record_training
+from digitlab.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py"]
@@ -87,7 +88,7 @@ def test_the_form_shows_the_library_messages_and_starts_nothing(app_env, tmp_pat
     assert "channels must be whole numbers separated by commas" in shown
     at.button(key="train.start").click().run()
     assert any("Fix the 3 field(s) marked in red" in e.value for e in at.error), [e.value for e in at.error]
-    from digitlab import ui
+    from digitlab.dashboard import ui
 
     assert ui.job_manager().job is None
 
@@ -111,7 +112,7 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
     at.number_input(key="train.epochs").set_value(2)
     at.button(key="train.start").click().run()
     assert_clean(at)
-    from digitlab import ui
+    from digitlab.dashboard import ui
 
     job = ui.job_manager().job
     assert job is not None and job.join(120)
@@ -135,7 +136,7 @@ def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):
     second.button(key="train.start").click().run()
     warning = " ".join(w.value for w in second.warning)
     assert "Already training" in warning and "another tab" in warning
-    from digitlab import ui
+    from digitlab.dashboard import ui
 
     job = ui.job_manager().job
     job.stop()
@@ -222,7 +223,7 @@ def test_live_charts_refuse_a_name_used_twice():
     """Each live chart is found again by its name on the next refresh: two charts with one name would share it."""
     from plotly import graph_objects as go
 
-    from digitlab.ui.live_chart import live_charts
+    from digitlab.dashboard.ui.live_chart import live_charts
 
     with pytest.raises(ValueError, match="unique across rows"):
         live_charts([{"loss": go.Figure()}, {"acc": go.Figure(), "loss": go.Figure()}], key="train.charts")
@@ -231,7 +232,7 @@ def test_live_charts_refuse_a_name_used_twice():
 def test_the_sidebar_prefetches_the_chart_code_of_this_streamlit(app_env, tmp_path):
     """The prefetch names Streamlit's chart code by its file: a Streamlit whose files are named otherwise would make
     it quietly do nothing, and this test says so."""
-    from digitlab import ui
+    from digitlab.dashboard import ui
 
     app_env(tmp_path / "store")
     name = ui.chart_code_file()

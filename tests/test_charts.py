@@ -1,6 +1,6 @@
 import pytest
 
-from digitlab import charts
+from digitlab.dashboard import charts
 
 
 def test_ema_smooths_and_starts_unbiased():

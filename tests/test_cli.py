@@ -4,7 +4,7 @@ import re
 import pytest
 
 from digitlab.__main__ import main
-from digitlab.runs import RunStore
+from digitlab.store import RunStore
 
 FINAL_LINE = re.compile(r"^run=(\S+) status=(\w+) test_acc=(0\.\d{4}|1\.0000) train_s=(\d+\.\d)$")
 

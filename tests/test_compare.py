@@ -1,10 +1,11 @@
 import pandas as pd
 import pytest
 
-from digitlab.compare import metric_curve, run_colours, runs_table, sort_runs_table, styled_runs_table
+from digitlab.dashboard.compare import metric_curve, run_colours, runs_table, sort_runs_table, styled_runs_table
 from digitlab.config import TrainConfig
 from digitlab.engine import train
-from digitlab.runs import RunStore, record_training
+from digitlab.recorder import record_training
+from digitlab.store import RunStore
 
 DATA = {
     "epochs": [

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from digitlab.consensus import Guess, agreement, guess_drawing, predict_all
+from digitlab.dashboard.consensus import Guess, agreement, guess_drawing, predict_all
 from digitlab.models import create_model
-from digitlab.strokes import render_digit
+from digitlab.bench.strokes import render_digit
 
 
 def guess(model, digit, confidence):

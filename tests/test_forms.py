@@ -1,5 +1,5 @@
 from digitlab.config import preset
-from digitlab.forms import config_from_form, form_values, parse_int_list
+from digitlab.dashboard.forms import config_from_form, form_values, parse_int_list
 
 
 def test_form_round_trip_for_every_preset():

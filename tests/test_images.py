@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from digitlab.images import digit_png, error_card_html
+from digitlab.dashboard.images import digit_png, error_card_html
 
 
 def test_digit_png_enlarges_each_pixel_into_a_crisp_square():

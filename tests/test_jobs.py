@@ -6,8 +6,8 @@ import time
 import pytest
 
 from digitlab.config import TrainConfig
-from digitlab.jobs import JobBusyError, JobManager
-from digitlab.runs import RunStore
+from digitlab.dashboard.jobs import JobBusyError, JobManager
+from digitlab.store import RunStore
 
 QUICK = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=50, epochs=2)
 SLOW = QUICK.replace(batch_size=4, epochs=200)  # thousands of batches: stops well before the end

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from digitlab.mistakes import (
+from digitlab.dashboard.mistakes import (
     ErrorFilter,
     cell_from_selection,
     compare_errors,

@@ -7,7 +7,8 @@ from digitlab.config import TrainConfig
 from digitlab.data import normalize, to_device
 from digitlab.engine import evaluate, train
 from digitlab.predict import PREDICTIONS_FILE, RunPredictions, predict, run_predictions
-from digitlab.runs import RunStore, load_model, record_training, save_weights
+from digitlab.recorder import record_training
+from digitlab.store import RunStore, load_model, save_weights
 
 CONFIG = TrainConfig(model="cnn", model_options={"channels": [8], "hidden": 16, "pooling": "each"}, lr=0.01,
                      batch_size=32, epochs=2)

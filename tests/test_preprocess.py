@@ -5,8 +5,8 @@ import torch
 from digitlab.data import MNIST_MEAN, MNIST_STD
 from digitlab.predict import predict
 from digitlab.preprocess import fit_digit, ink_image, preprocess_canvas
-from digitlab.runs import RunStore, load_model
-from digitlab.strokes import render_digit
+from digitlab.store import RunStore, load_model
+from digitlab.bench.strokes import render_digit
 from tests.conftest import SHIPPED
 
 BLANK = -MNIST_MEAN / MNIST_STD

@@ -5,7 +5,7 @@ import pytest
 from digitlab.config import preset
 from digitlab.engine import RunEnd, train
 from digitlab.predict import run_predictions
-from digitlab.runs import RunStore, load_model
+from digitlab.store import RunStore, load_model
 
 MINIMUM_ACCURACY = {"mlp": 0.985, "lenet": 0.992, "cnn": 0.994, "resnet": 0.996}
 

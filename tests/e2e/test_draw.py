@@ -5,7 +5,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from digitlab.strokes import stroke_points
+from digitlab.bench.strokes import stroke_points
 
 CANVAS = "canvas"
 

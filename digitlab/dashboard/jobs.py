@@ -24,7 +24,8 @@ from typing import Any
 
 from digitlab.config import TrainConfig
 from digitlab.data import data_root as resolve_data_root
-from digitlab.runs import BatchTrace, RunStore, epoch_record
+from digitlab.recorder import BatchTrace, epoch_record
+from digitlab.store import RunStore
 
 RATE_WINDOW = 30  # batches over which images/s is measured: recent speed, not the average since the start
 SEND_EVERY_S = 0.1  # the child sends batch events in bundles: one queue message per batch costs more than a step
@@ -82,7 +83,7 @@ def _train_in_child(config_json: str, store_root: str, data_root: str, events, s
     """The child process: train, record the run, and report to the parent. Messages are (kind, payload)."""
     from digitlab.data import load_mnist
     from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
-    from digitlab.runs import record_training
+    from digitlab.recorder import record_training
 
     config = TrainConfig.from_json(config_json)
     pending: list[BatchEnd] = []

@@ -25,8 +25,8 @@ from PIL import Image
 from digitlab.config import preset
 from digitlab.data import MNIST_MEAN, MNIST_STD, data_root, load_mnist
 from digitlab.engine import BatchEnd, EpochEnd, train
-from digitlab.runs import RunStore, load_model
-from digitlab.strokes import render_digit
+from digitlab.store import RunStore, load_model
+from digitlab.bench.strokes import render_digit
 
 FAST_TARGET = 0.99
 CANVAS_REPEATS = 200
@@ -106,7 +106,7 @@ def percentiles(timings: list[float]) -> tuple[float, float]:
 def canvas_latency_ms(store: RunStore) -> tuple[list[str], tuple[float, float], tuple[float, float]]:
     """Milliseconds (p50, p95) to every shipped model's probabilities, from a 280x280 RGBA canvas and from the PNG
     the canvas component sends on each stroke (decoding included): the Draw page's server work per stroke."""
-    from digitlab.consensus import guess_drawing
+    from digitlab.dashboard.consensus import guess_drawing
 
     records = [r for r in store.list().runs if r.shipped]
     models = {r.id: load_model(r) for r in records}

@@ -10,18 +10,16 @@ import torch
 
 from digitlab.config import TrainConfig
 from digitlab.engine import train
-from digitlab.runs import (
+from digitlab.recorder import RunRecorder, downsample, record_training
+from digitlab.store import (
     RUN_FILE,
     WEIGHTS_FILE,
     InvalidRunIdError,
     ProtectedRunError,
     RunError,
-    RunRecorder,
     RunStore,
     atomic_write,
-    downsample,
     load_run,
-    record_training,
     ship_run,
     write_json,
 )

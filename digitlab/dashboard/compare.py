@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from digitlab.charts import Series, colour_for, ema
+from digitlab.dashboard.charts import Series, colour_for, ema
 from digitlab.config import TrainConfig
 from digitlab.models import default_options
-from digitlab.runs import RunRecord
+from digitlab.store import RunRecord
 
 X_AXES = {"epoch": "Epoch", "samples": "Images seen", "time": "Wall time (s)"}
 METRICS = {

@@ -14,16 +14,16 @@ import torch
 
 from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
-from digitlab.jobs import JobManager
+from digitlab.dashboard.jobs import JobManager
 from digitlab.predict import RunPredictions, predict, run_predictions
-from digitlab.runs import Listing, RunRecord, RunStore, load_model
+from digitlab.store import Listing, RunRecord, RunStore, load_model
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
                 "interrupted": ":material/warning:", "failed": ":material/error:"}
 
 
-APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
+APP_SCRIPT = Path(__file__).resolve().parents[3] / "app.py"
 
 # Streamlit runs a full gc.collect(2) after every script run. With torch and plotly loaded that takes ~100 ms, so
 # the live view, rerun every second, spent 0.07 of the 2 cores on it, taken from the training it shows. Python's

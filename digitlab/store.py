@@ -6,16 +6,13 @@ run left "running" by a dead process is marked "interrupted" the next time anyon
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from digitlab import __version__
 from digitlab.config import ConfigError, TrainConfig
-from digitlab.engine import BatchEnd, EpochEnd, Event, RunEnd, RunStart
 from digitlab.models import UnknownModelError, create_model
 
 try:
@@ -40,7 +35,6 @@ LOCK_FILE = ".lock"
 FORMAT = 1
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed")
 SHIPPED_PREFIX = "shipped-"
-MAX_BATCH_POINTS = 2000
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -85,35 +79,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def save_weights(model: nn.Module, path: Path) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
-
-
-def downsample(values: list[float], max_points: int = MAX_BATCH_POINTS) -> list[float]:
-    """Average consecutive values into at most ``max_points`` buckets of equal size (the last may be smaller)."""
-    if len(values) <= max_points:
-        return list(values)
-    size = -(-len(values) // max_points)  # ceiling division
-    return [sum(chunk) / len(chunk) for chunk in (values[i : i + size] for i in range(0, len(values), size))]
-
-
-@dataclass
-class BatchTrace:
-    """Per-batch loss with where it happened: samples seen and seconds since the start."""
-
-    samples_seen: list[int] = field(default_factory=list)
-    elapsed_s: list[float] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-
-    def add(self, event: BatchEnd) -> None:
-        self.samples_seen.append(event.samples_seen)
-        self.elapsed_s.append(event.elapsed_s)
-        self.loss.append(event.loss)
-
-    def to_dict(self, max_points: int = MAX_BATCH_POINTS) -> dict[str, list[float]]:
-        return {
-            "samples_seen": downsample(self.samples_seen, max_points),
-            "elapsed_s": downsample(self.elapsed_s, max_points),
-            "loss": downsample(self.loss, max_points),
-        }
 
 
 @dataclass(frozen=True)
@@ -355,108 +320,6 @@ def _is_alive(path: Path, data: dict[str, Any]) -> bool:
     except OSError:
         return False
     return True
-
-
-def epoch_record(event: EpochEnd) -> dict[str, float]:
-    """An epoch's metrics as run.json (and the dashboard's snapshot) keep them."""
-    return {
-        "epoch": event.epoch, "train_loss": event.train_loss, "train_acc": event.train_acc,
-        "test_loss": event.test_loss, "test_acc": event.test_acc, "lr": event.lr,
-        "samples_seen": event.samples_seen, "elapsed_s": event.elapsed_s,
-    }
-
-
-class RunRecorder:
-    """Feeds engine events into one run's folder: created at RunStart, written at every epoch end and at RunEnd."""
-
-    def __init__(self, store: RunStore, config: TrainConfig):
-        self.store = store
-        self.config = config
-        self.run_id, self.path = store.create_folder(config)
-        self.trace = BatchTrace()
-        self.model: nn.Module | None = None
-        self._lock = None
-        now = _now()
-        self.data: dict[str, Any] = {
-            "format": FORMAT,
-            "name": config.name,
-            "status": "running",
-            "message": "",
-            "config": config.to_dict(),
-            "created_at": now,
-            "updated_at": now,
-            "finished_at": None,
-            "pid": os.getpid(),
-            "host": platform.node(),
-            "versions": {"digitlab": __version__, "torch": torch.__version__, "python": sys.version.split()[0]},
-            "epochs": [],
-            "batches": self.trace.to_dict(),
-            "final": {},
-        }
-        self._hold_lock()
-        self._write()
-
-    def _hold_lock(self) -> None:
-        if fcntl is not None:
-            self._lock = open(self.path / LOCK_FILE, "a+")
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
-
-    def _release_lock(self) -> None:
-        if self._lock is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
-
-    def _write(self) -> None:
-        self.data["updated_at"] = _now()
-        self.data["batches"] = self.trace.to_dict()
-        write_json(self.path / RUN_FILE, self.data)
-
-    def handle(self, event: Event) -> None:
-        if isinstance(event, BatchEnd):
-            self.trace.add(event)
-        elif isinstance(event, RunStart):
-            self.model = event.model
-            self.data.update(device=event.device, device_name=event.device_name, param_count=event.param_count,
-                             train_size=event.train_size)
-            self._write()
-        elif isinstance(event, EpochEnd):
-            self.data["epochs"].append(epoch_record(event))
-            save_weights(self.model, self.path / WEIGHTS_FILE)
-            self._write()
-        elif isinstance(event, RunEnd):
-            save_weights(event.model, self.path / WEIGHTS_FILE)
-            self.data.update(status=event.status, message=event.message, finished_at=_now(), final={
-                "test_acc": event.test_acc, "test_loss": event.test_loss, "train_s": event.train_s,
-                "epochs_done": event.epochs_done,
-            })
-            self._write()
-            self._release_lock()
-
-    def fail(self, error: BaseException) -> None:
-        """The run crashed: keep what was written, say why."""
-        self.data.update(status="failed", message=f"Training failed: {type(error).__name__}: {error}",
-                         finished_at=_now())
-        self._write()
-        self._release_lock()
-
-
-def record_training(store: RunStore, config: TrainConfig, events, on_event=None) -> RunRecord:
-    """Drive ``events`` (from engine.train) into a new run of ``store``; ``on_event(recorder, event)`` sees each.
-
-    An exception inside training marks the run failed and is raised again.
-    """
-    recorder = RunRecorder(store, config)
-    try:
-        for event in events:
-            recorder.handle(event)
-            if on_event is not None:
-                on_event(recorder, event)
-    except BaseException as err:
-        recorder.fail(err)
-        raise
-    return store.read(recorder.run_id)
 
 
 def ship_run(store: RunStore, run_id: str) -> RunRecord:
