@@ -114,7 +114,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loaded = store.load(args.run)
     data = load_mnist(args.data, download=not args.no_download)
     start = time.perf_counter()
-    preds = run_predictions(loaded.record, loaded.model, data)
+    preds = run_predictions(loaded, data)
     seconds = time.perf_counter() - start
     picked = preds.probs.gather(1, preds.labels[:, None]).clamp(min=1e-12)
     test_loss = -torch.log(picked).mean().item()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -14,7 +13,7 @@ from torch import nn
 
 from digitlab.data import MNIST, normalize
 from digitlab.device import configure_cpu
-from digitlab.store import RunRecord, atomic_write
+from digitlab.store import LoadedRun, atomic_write
 
 PREDICTIONS_FILE = "predictions.safetensors"
 _BATCH = 1000
@@ -65,14 +64,6 @@ class RunPredictions:
         return 1.0 - len(self.misclassified) / len(self.labels)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @functools.lru_cache(maxsize=4)
 def _test_fingerprint(data: MNIST) -> str:
     digest = hashlib.sha256(data.test_images.numpy().tobytes())
@@ -80,11 +71,11 @@ def _test_fingerprint(data: MNIST) -> str:
     return digest.hexdigest()
 
 
-def run_predictions(record: RunRecord, model: nn.Module, data: MNIST) -> RunPredictions:
+def run_predictions(run: LoadedRun, data: MNIST) -> RunPredictions:
     """The run's predictions over the test set: read from beside the run when the weights and test set are the
     ones they were computed from, else computed (on the CPU) and written there."""
-    cache = record.path / PREDICTIONS_FILE
-    key = {"weights_sha256": _sha256(record.weights_path), "test_sha256": _test_fingerprint(data)}
+    cache = run.record.path / PREDICTIONS_FILE
+    key = {"weights_sha256": run.weights_sha256, "test_sha256": _test_fingerprint(data)}
     if cache.is_file():
         try:
             with safe_open(str(cache), framework="pt") as f:
@@ -95,7 +86,7 @@ def run_predictions(record: RunRecord, model: nn.Module, data: MNIST) -> RunPred
         except (SafetensorError, OSError, KeyError, ValueError):
             pass  # a damaged cache is recomputed below
     configure_cpu()
-    model = model.to(memory_format=torch.channels_last)
+    model = run.model.to(memory_format=torch.channels_last)
     probs = predict(model, normalize(data.test_images))
     try:
         atomic_write(cache, lambda tmp: save_file({"probs": probs.contiguous()}, str(tmp), metadata=key))

@@ -18,6 +18,7 @@ from torch import nn
 
 from digitlab import __version__
 from digitlab.config import TrainConfig
+from digitlab.pause import pause_point
 from digitlab.engine import BatchEnd, EpochEnd, Event, RunEnd, RunStart
 from digitlab.store import FORMAT, LOCK_FILE, RUN_FILE, WEIGHTS_FILE, RunRecord, RunStore, _now, fcntl, save_weights, write_json
 
@@ -118,10 +119,12 @@ class RunRecorder:
                              train_size=event.train_size)
             self._write()
         elif isinstance(event, EpochEnd):
+            pause_point("recorder.epoch_end")
             self.data["epochs"].append(epoch_record(event))
             save_weights(self.model, self.path / WEIGHTS_FILE)
             self._write()
         elif isinstance(event, RunEnd):
+            pause_point("recorder.run_end")
             save_weights(event.model, self.path / WEIGHTS_FILE)
             self.data.update(status=event.status, message=event.message, finished_at=_now(), final={
                 "test_acc": event.test_acc, "test_loss": event.test_loss, "train_s": event.train_s,

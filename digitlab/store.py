@@ -6,23 +6,29 @@ run left "running" by a dead process is marked "interrupted" the next time anyon
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_from_bytes
+from safetensors.torch import save_file
 from torch import nn
 
 from digitlab.config import ConfigError, TrainConfig
 from digitlab.models import UnknownModelError, create_model
+from digitlab.pause import pause_point
 
 try:
     import fcntl
@@ -35,6 +41,10 @@ LOCK_FILE = ".lock"
 FORMAT = 1
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed")
 SHIPPED_PREFIX = "shipped-"
+TRASH_PREFIX = ".deleted-"
+LEFTOVER_AGE_S = 60.0  # a temporary file this old, that no live writer holds, was left by a writer that died
+INTERRUPTED_MESSAGE = ("The process training it ended before the run finished; the epochs finished before that "
+                       "are kept.")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -50,6 +60,10 @@ class ProtectedRunError(RunError, PermissionError):
     pass
 
 
+class RunBusyError(ProtectedRunError):
+    """A live process (the run's trainer) holds the run: it cannot be changed until that process ends."""
+
+
 def checkpoints_root(path: str | os.PathLike | None = None) -> Path:
     """An explicit folder, else DIGITLAB_CHECKPOINTS, else checkpoints/ beside the digitlab package."""
     return Path(path or os.environ.get("DIGITLAB_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -61,15 +75,56 @@ def _now() -> str:
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)``, flush it to disk, then rename over ``path``: readers see the old or the new file,
-    never half of one."""
+    never half of one. The writer holds a lock on its temporary file until the rename, so that a sweep of leftovers
+    (remove_leftovers) never takes one that is still being written."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with open(tmp, "xb") as held:
+            if fcntl is not None:
+                fcntl.flock(held, fcntl.LOCK_EX)
+            write(tmp)
+            pause_point("store.atomic_write.before_replace")
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Delete the temporary files of writers that died mid-write: old ones whose lock no live writer holds."""
+    if fcntl is None:  # no way to tell a live writer's file from a dead one's: keep them all
+        return
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime < LEFTOVER_AGE_S:
+                continue  # it may have been created a moment ago, before its writer took the lock
+            with open(tmp, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError (an OSError): its writer is alive
+                tmp.unlink()
+        except OSError:
+            continue
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, busy: str) -> Iterator[None]:
+    """Hold a run folder's lock for a read-modify-write of its files. Its trainer holds the same lock from start to
+    end, so a live trainer makes this raise RunBusyError("<run> is still training; <busy>")."""
+    if fcntl is None:
+        pid = _recorded_pid(path)
+        if pid is not None and _pid_alive(pid):
+            raise RunBusyError(f"{path.name} is still training; {busy}")
+        yield
+        return
+    with open(path / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(f"{path.name} is still training; {busy}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -150,6 +205,7 @@ class RunRecord:
 class LoadedRun:
     record: RunRecord
     model: nn.Module  # eval mode, on the CPU
+    weights_sha256: str  # of the bytes the model was loaded from: what caches of its outputs are keyed by
 
     @property
     def id(self) -> str:
@@ -203,7 +259,8 @@ class RunStore:
     def read(self, run_id: str) -> RunRecord:
         return self._read(self.path_for(run_id))
 
-    def _read(self, path: Path) -> RunRecord:
+    def _read(self, path: Path, settle: bool = True) -> RunRecord:
+        """The run in ``path``; with ``settle``, a "running" run whose trainer is gone is marked interrupted."""
         run_file = path / RUN_FILE
         if not path.is_dir():
             raise RunError(f"no run {path.name!r} in {path.parent}")
@@ -214,6 +271,7 @@ class RunStore:
             data = json.loads(run_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise RunError(f"{RUN_FILE} is not valid JSON ({err})") from None
+        pause_point("store.read.after_json")
         if not isinstance(data, dict) or "config" not in data or data.get("status") not in STATUSES:
             raise RunError(f"{RUN_FILE} is not a digitlab run record (it needs 'config' and a known 'status')")
         try:
@@ -221,21 +279,39 @@ class RunStore:
         except (ConfigError, TypeError) as err:
             raise RunError(f"its config cannot be read: {err}") from None
         record = RunRecord(path.name, path, data, config)
-        if record.status == "running" and not _is_alive(path, data):
-            data.update(status="interrupted", message="The process training it ended before the run finished; "
-                        "the epochs finished before that are kept.", updated_at=_now())
-            write_json(run_file, data)
-        if record.status in ("completed", "stopped") and not record.has_weights:
+        if settle and record.status == "running":
+            record = self._settle(record)
+        # A run stopped before its first epoch ended has no weights, rightly; any other finished run needs them.
+        if not record.has_weights and (record.status == "completed" or (record.status == "stopped" and record.epochs)):
             raise RunError(f"{WEIGHTS_FILE} is missing, so the {record.status} run cannot be used")
         return record
+
+    def _settle(self, record: RunRecord) -> RunRecord:
+        """A "running" run whose trainer has died becomes interrupted. Decided under the run's lock on a fresh read:
+        the trainer may have written its end between the caller's read and now."""
+        try:
+            with run_lock(record.path, "leave it be"):
+                fresh = self._read(record.path, settle=False)
+                if fresh.status != "running":
+                    return fresh
+                data = {**fresh.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE, "updated_at": _now()}
+                write_json(record.path / RUN_FILE, data)
+                return replace(fresh, data=data)
+        except RunBusyError:
+            return record  # its trainer is alive
+        except OSError:  # a read-only store: show what it is, write nothing
+            return replace(record, data={**record.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE})
 
     def list(self) -> Listing:
         """Every run, newest first, and every folder that could not be read with the reason."""
         runs, unreadable = [], []
         if self.root.is_dir():
             for path in sorted(self.root.iterdir()):
+                if path.name.startswith(TRASH_PREFIX) and path.is_dir():  # a delete that crashed half-way
+                    shutil.rmtree(path, ignore_errors=True)
                 if not path.is_dir() or path.name.startswith("."):
                     continue
+                remove_leftovers(path)
                 try:
                     runs.append(self._read(path))
                 except (RunError, OSError) as err:
@@ -247,30 +323,62 @@ class RunStore:
     def load(self, run_id_or_path: str | os.PathLike) -> LoadedRun:
         path = Path(run_id_or_path)
         record = self._read(path) if path.is_dir() and (path / RUN_FILE).exists() else self.read(str(run_id_or_path))
-        return LoadedRun(record, load_model(record))
+        return LoadedRun(record, *_load_model(record))
 
     def delete(self, run_id: str) -> None:
-        record = self.read(run_id)
-        if record.shipped:
-            raise ProtectedRunError(f"{record.name} is a shipped checkpoint and cannot be deleted")
-        if record.status == "running":
-            raise ProtectedRunError(f"{record.name} is still training; stop it before deleting it")
-        # Rename first: a crash mid-delete leaves a hidden folder that listing skips, never half a run.
-        trash = record.path.with_name(f".deleted-{record.id}-{secrets.token_hex(2)}")
-        os.replace(record.path, trash)
+        """Delete a run, or a folder of the store that cannot be read as one; never a shipped checkpoint, nor a run
+        whose trainer is alive."""
+        path = self.path_for(run_id)
+        if not path.is_dir():
+            raise RunError(f"no run {run_id!r} in {self.root}")
+        if path.name.startswith(SHIPPED_PREFIX):
+            raise ProtectedRunError(f"{run_id} is a shipped checkpoint and cannot be deleted")
+        with run_lock(path, "stop it before deleting it"):
+            with contextlib.suppress(RunError):
+                if self._read(path, settle=False).shipped:
+                    raise ProtectedRunError(f"{run_id} is a shipped checkpoint and cannot be deleted")
+            # Rename first: a crash mid-delete leaves a hidden folder that listing skips (and sweeps), never half a run.
+            trash = path.with_name(f"{TRASH_PREFIX}{run_id}-{secrets.token_hex(2)}")
+            os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
     def rename(self, run_id: str, name: str) -> None:
-        record = self.read(run_id)
-        if record.shipped:
-            raise ProtectedRunError(f"{record.name} is a shipped checkpoint and cannot be renamed")
         name = name.strip()
         if not name or len(name) > 80:
             raise RunError("a run name needs 1 to 80 characters")
-        write_json(record.path / RUN_FILE, {**record.data, "name": name, "updated_at": _now()})
+        path = self.path_for(run_id)
+        # Under the lock, on a fresh read: the trainer rewrites run.json at every epoch and would undo the name.
+        with run_lock(path, "rename it once it has finished"):
+            record = self._read(path, settle=False)
+            if record.shipped:
+                raise ProtectedRunError(f"{record.name} is a shipped checkpoint and cannot be renamed")
+            write_json(path / RUN_FILE, {**record.data, "name": name, "updated_at": _now()})
+
+    def mark_stopped(self, run_id: str, message: str) -> RunRecord:
+        """End a run whose trainer was killed from outside (a Stop past its grace period): status stopped, with the
+        epochs it finished, whose weights are on disk already. A run that has ended by itself is left as it is."""
+        path = self.path_for(run_id)
+        with run_lock(path, "it has to end first"):
+            record = self._read(path, settle=False)
+            if record.status in ("running", "interrupted"):
+                final: dict[str, float] = {"epochs_done": len(record.epochs),
+                                           "train_s": record.epochs[-1]["elapsed_s"] if record.epochs else 0.0}
+                if record.epochs:
+                    final.update(test_acc=record.epochs[-1]["test_acc"], test_loss=record.epochs[-1]["test_loss"])
+                now = _now()
+                write_json(path / RUN_FILE, {**record.data, "status": "stopped", "message": message,
+                                             "finished_at": now, "updated_at": now, "final": final})
+        return self.read(run_id)
 
 
 def load_model(record: RunRecord) -> nn.Module:
+    """The run's model with its weights, in eval mode on the CPU."""
+    return _load_model(record)[0]
+
+
+def _load_model(record: RunRecord) -> tuple[nn.Module, str]:
+    """(the model, the SHA-256 of the weights bytes it was loaded from). The file is read once: a trainer may
+    replace it at any moment, and the hash must describe the weights in the model, not those on disk later."""
     if not record.has_weights:
         raise RunError(f"{record.name} has no weights ({record.status} before its first epoch ended)")
     try:
@@ -278,7 +386,8 @@ def load_model(record: RunRecord) -> nn.Module:
     except (UnknownModelError, TypeError, ValueError) as err:
         raise RunError(f"its model cannot be built: {err}") from None
     try:
-        state = load_file(str(record.weights_path))
+        raw = record.weights_path.read_bytes()
+        state = safetensors_from_bytes(raw)
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{WEIGHTS_FILE} cannot be read ({err}); it may be damaged or not a safetensors file") from None
     try:
@@ -286,7 +395,7 @@ def load_model(record: RunRecord) -> nn.Module:
     except RuntimeError as err:
         first_line = str(err).splitlines()[0] if str(err) else ""
         raise RunError(f"{WEIGHTS_FILE} does not fit a {record.config.model} with this config: {first_line}") from None
-    return model.eval()
+    return model.eval(), hashlib.sha256(raw).hexdigest()
 
 
 def load_run(run_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> LoadedRun:
@@ -298,23 +407,15 @@ def list_runs(root: str | os.PathLike | None = None) -> Listing:
     return RunStore(root).list()
 
 
-def _is_alive(path: Path, data: dict[str, Any]) -> bool:
-    """Is the process that wrote this "running" run still training it?"""
-    if fcntl is not None:
-        # The trainer holds an exclusive lock on .lock; the kernel drops it when that process dies.
-        try:
-            with open(path / LOCK_FILE, "a+") as f:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                fcntl.flock(f, fcntl.LOCK_UN)
-                return False
-        except OSError:
-            return False
-    pid = data.get("pid")
-    if not isinstance(pid, int):
-        return False
+def _recorded_pid(path: Path) -> int | None:
+    try:
+        pid = json.loads((path / RUN_FILE).read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+
+
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except OSError:

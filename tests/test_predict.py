@@ -6,6 +6,7 @@ import torch
 from digitlab.config import TrainConfig
 from digitlab.data import normalize, to_device
 from digitlab.engine import evaluate, train
+from digitlab.models import create_model
 from digitlab.predict import PREDICTIONS_FILE, RunPredictions, predict, run_predictions
 from digitlab.recorder import record_training
 from digitlab.store import RunStore, load_model, save_weights
@@ -20,6 +21,10 @@ def run(tiny_data, store_root):
     return record_training(store, CONFIG, train(CONFIG, tiny_data))
 
 
+def load(run):
+    return RunStore(run.path.parent).load(run.id)
+
+
 def test_predict_gives_probabilities(run, tiny_data):
     probs = predict(load_model(run), normalize(tiny_data.test_images[:7]))
     assert probs.shape == (7, 10)
@@ -27,8 +32,9 @@ def test_predict_gives_probabilities(run, tiny_data):
 
 
 def test_test_predictions_agree_with_evaluation(run, tiny_data):
-    model = load_model(run)
-    preds = run_predictions(run, model, tiny_data)
+    loaded = load(run)
+    model = loaded.model
+    preds = run_predictions(loaded, tiny_data)
     n = len(tiny_data.test_labels)
     assert preds.probs.shape == (n, 10)
     assert preds.confusion.sum().item() == n
@@ -53,8 +59,8 @@ def test_confusion_layout_is_true_by_predicted():
 
 
 def test_predictions_are_cached_beside_the_run(run, tiny_data, monkeypatch):
-    model = load_model(run)
-    first = run_predictions(run, model, tiny_data)
+    loaded = load(run)
+    first = run_predictions(loaded, tiny_data)
     assert (run.path / PREDICTIONS_FILE).is_file()
 
     def no_model_calls(*args, **kwargs):
@@ -62,23 +68,37 @@ def test_predictions_are_cached_beside_the_run(run, tiny_data, monkeypatch):
 
     # importlib: the attribute digitlab.predict is the public predict() function, which shadows the module.
     monkeypatch.setattr(importlib.import_module("digitlab.predict"), "predict", no_model_calls)
-    again = run_predictions(run, model, tiny_data)
+    again = run_predictions(loaded, tiny_data)
     assert torch.equal(first.probs, again.probs)
 
 
 def test_changed_weights_invalidate_the_cache(run, tiny_data):
-    model = load_model(run)
-    before = run_predictions(run, model, tiny_data)
+    loaded = load(run)
+    before = run_predictions(loaded, tiny_data)
+    model = loaded.model
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(-1)
     save_weights(model, run.weights_path)
-    after = run_predictions(run, load_model(run), tiny_data)
+    after = run_predictions(load(run), tiny_data)
     assert not torch.equal(before.probs, after.probs)
 
 
 def test_a_damaged_cache_is_recomputed(run, tiny_data):
-    model = load_model(run)
-    first = run_predictions(run, model, tiny_data)
+    loaded = load(run)
+    first = run_predictions(loaded, tiny_data)
     (run.path / PREDICTIONS_FILE).write_bytes(b"garbage")
-    assert torch.equal(run_predictions(run, model, tiny_data).probs, first.probs)
+    assert torch.equal(run_predictions(loaded, tiny_data).probs, first.probs)
+
+
+def test_predictions_are_cached_under_the_weights_they_were_computed_with(run, tiny_data):
+    """A run in training rewrites its weights at every epoch end. Predictions computed with the weights loaded
+    before such a write must not be cached under the hash of the weights written after it."""
+    loaded = load(run)  # the page loads the model...
+    newer = create_model(CONFIG.model, **CONFIG.model_options)  # ...and then the trainer writes the next epoch
+    save_weights(newer, run.weights_path)
+    run_predictions(loaded, tiny_data)
+    current = load(run)
+    assert current.weights_sha256 != loaded.weights_sha256
+    served = run_predictions(current, tiny_data)
+    assert torch.equal(served.probs, predict(current.model, normalize(tiny_data.test_images)))

@@ -19,6 +19,6 @@ def test_fast_preset_reaches_98_5_percent(real_data):
 @pytest.mark.parametrize("model", list(MINIMUM_ACCURACY))
 def test_shipped_checkpoints_meet_their_minimum_accuracy(real_data, store_with_shipped, model):
     record = RunStore(store_with_shipped).read(f"shipped-{model}")
-    preds = run_predictions(record, load_model(record), real_data)
+    preds = run_predictions(RunStore(store_with_shipped).load(record.id), real_data)
     assert preds.accuracy >= MINIMUM_ACCURACY[model]
     assert preds.accuracy == pytest.approx(record.final["test_acc"])

@@ -16,7 +16,7 @@ from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
 from digitlab.dashboard.jobs import JobManager
 from digitlab.predict import RunPredictions, predict, run_predictions
-from digitlab.store import Listing, RunRecord, RunStore, load_model
+from digitlab.store import Listing, LoadedRun, RunRecord, RunStore
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
@@ -78,22 +78,20 @@ def _weights_stamp(record: RunRecord) -> float:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _model(path: str, stamp: float) -> torch.nn.Module:
-    record = RunStore(os.path.dirname(path)).read(os.path.basename(path))
-    model = load_model(record)
-    predict(model, torch.zeros(1, 1, 28, 28))  # the first call sets up oneDNN's kernels: not on a user's stroke
-    return model
+def _loaded(path: str, stamp: float) -> LoadedRun:
+    loaded = RunStore(os.path.dirname(path)).load(path)
+    predict(loaded.model, torch.zeros(1, 1, 28, 28))  # the first call sets up oneDNN's kernels: not on a user's stroke
+    return loaded
 
 
 def model_for(record: RunRecord) -> torch.nn.Module:
     """The run's model, loaded once per server (and again only when its weights file changes)."""
-    return _model(str(record.path), _weights_stamp(record))
+    return _loaded(str(record.path), _weights_stamp(record)).model
 
 
 @st.cache_data(show_spinner="Computing predictions over the 10,000 test images...", max_entries=32)
 def _predictions(path: str, stamp: float) -> RunPredictions:
-    record = RunStore(os.path.dirname(path)).read(os.path.basename(path))
-    return run_predictions(record, _model(path, stamp), mnist())
+    return run_predictions(_loaded(path, stamp), mnist())
 
 
 def predictions_for(record: RunRecord) -> RunPredictions:
