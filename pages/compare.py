@@ -19,7 +19,7 @@ from digitlab.store import RunError
 ui.use_app_navigation()
 
 st.title("Compare")
-listing, _ = ui.runs_for_page(usable_only=False)
+listing, _ = ui.runs_for_page(usable_only=False, deletable_unreadable=True)
 
 by_id = {record.id: record for record in listing.runs}
 shipped = [r.id for r in listing.runs if r.shipped]

@@ -219,6 +219,21 @@ def test_unreadable_runs_are_listed_with_their_reason_and_never_crash_a_page(sev
     assert "broken-run" in reasons and "not valid JSON" in reasons and "not a digitlab run" in reasons
 
 
+def test_compare_deletes_an_unreadable_folder_after_confirmation(several_runs):
+    broken = several_runs / "broken-run"
+    broken.mkdir()
+    (broken / "run.json").write_text("{not json")
+    at = open_app("pages/compare.py")
+    at.button(key="unreadable.delete.broken-run").click().run()
+    assert any("cannot be undone" in w.value and "broken-run" in w.value for w in at.warning)
+    assert broken.exists()
+    at.button(key="unreadable.delete.broken-run.yes").click().run()
+    assert_clean(at)
+    assert not broken.exists()
+    assert not [e for e in at.expander if "unreadable" in e.label]
+    assert (several_runs / "shipped-cnn").exists()
+
+
 def test_live_charts_refuse_a_name_used_twice():
     """Each live chart is found again by its name on the next refresh: two charts with one name would share it."""
     from plotly import graph_objects as go

@@ -149,3 +149,33 @@ def test_an_unreadable_folder_can_be_deleted_but_not_a_live_or_shipped_one(store
         store.delete(recorder.run_id)
     assert recorder.path.exists()
     recorder._release_lock()
+
+
+def test_a_trainer_killed_by_force_leaves_a_stopped_run_with_its_finished_epochs(tmp_path, store_root,
+                                                                                  tiny_data_root):
+    pauses = tmp_path / "pauses"
+    store = RunStore(store_root)
+    trainer = racer(pauses, ("recorder.run_end",), "train", store_root, tiny_data_root)
+    run_id = run_id_of(trainer)
+    wait_reached(pauses, "recorder.run_end")  # both epochs written, the end not yet
+    with pytest.raises(RunBusyError):
+        store.mark_stopped(run_id, "never while it lives")
+    trainer.kill()
+    trainer.wait(10)
+    record = store.mark_stopped(run_id, "Ended by force after the grace period.")
+    assert record.status == "stopped" and record.message == "Ended by force after the grace period."
+    assert [e["epoch"] for e in record.epochs] == [1, 2] and record.final["epochs_done"] == 2
+    assert record.final["test_acc"] == record.epochs[-1]["test_acc"] and record.usable
+    assert store.mark_stopped(run_id, "again").message == "Ended by force after the grace period."  # ended: kept
+
+
+def test_a_run_ended_by_force_before_its_first_epoch_is_kept_but_not_usable(store_root):
+    from digitlab.recorder import RunRecorder
+    from tests.racers import TINY
+
+    store = RunStore(store_root)
+    recorder = RunRecorder(store, TINY)
+    recorder._release_lock()  # what the kernel does when the killed trainer's process ends
+    record = store.mark_stopped(recorder.run_id, "Ended by force.")
+    assert record.status == "stopped" and record.epochs == [] and not record.has_weights and not record.usable
+    assert [r.id for r in store.list().runs] == [recorder.run_id]

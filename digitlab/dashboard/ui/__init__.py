@@ -16,7 +16,7 @@ from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
 from digitlab.dashboard.jobs import JobManager
 from digitlab.predict import RunPredictions, predict, run_predictions
-from digitlab.store import Listing, LoadedRun, RunRecord, RunStore
+from digitlab.store import Listing, LoadedRun, RunError, RunRecord, RunStore
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
@@ -119,21 +119,52 @@ def field_error(errors: dict[str, str], key: str) -> None:
         st.markdown(f":red[{errors[key]}]")
 
 
-def runs_for_page(usable_only: bool) -> tuple[Listing, list[RunRecord]]:
+def runs_for_page(usable_only: bool, deletable_unreadable: bool = False) -> tuple[Listing, list[RunRecord]]:
     """The store's runs for a page (only those with usable weights, if asked): unreadable folders are listed in a
-    collapsed warning, and a page with no run to show stops here with a hint."""
+    collapsed warning (each with a delete button, if asked), and a page with no run to show stops here with a
+    hint."""
     listing = list_runs()
     if listing.unreadable:
         with st.expander(f"{len(listing.unreadable)} unreadable run folder(s) skipped", icon=":material/warning:",
-                         expanded=False):
+                         expanded=st.session_state.get(CONFIRM_DELETE_FOLDER) is not None):
             for path, reason in listing.unreadable:
                 st.warning(f"**{path.name}**: {reason}")
+                if deletable_unreadable:
+                    delete_folder_button(path)
     runs = [r for r in listing.runs if r.usable] if usable_only else listing.runs
     if not runs:
         st.info("No usable runs yet. Train one on the **Train** page, or restore the shipped checkpoints "
                 "(`git checkout checkpoints/`).")
         st.stop()
     return listing, runs
+
+
+CONFIRM_DELETE_FOLDER = "unreadable.confirm"  # the folder whose deletion waits for a yes
+
+
+def delete_folder_button(path: Path) -> None:
+    """Delete an unreadable folder of the store, after a confirmation; the store refuses shipped checkpoints and
+    folders a live trainer holds, with its reason."""
+    key = f"unreadable.delete.{path.name}"
+    if st.session_state.get(CONFIRM_DELETE_FOLDER) != path.name:
+        if st.button("Delete this folder…", icon=":material/delete:", key=key):
+            st.session_state[CONFIRM_DELETE_FOLDER] = path.name
+            st.rerun()
+        return
+    st.warning(f"Delete the folder `{path}` and everything in it? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary", key=f"{key}.yes", width="stretch"):
+        st.session_state.pop(CONFIRM_DELETE_FOLDER)
+        try:
+            store().delete(path.name)
+        except RunError as err:
+            st.error(str(err))
+        else:
+            st.toast(f"Deleted the folder {path.name}")
+            st.rerun()
+    if no.button("Cancel", key=f"{key}.no", width="stretch"):
+        st.session_state.pop(CONFIRM_DELETE_FOLDER)
+        st.rerun()
 
 
 STREAMLIT_SCRIPTS = Path(st.__file__).parent / "static" / "static" / "js"
