@@ -22,12 +22,13 @@ st.title("Compare")
 listing, _ = ui.runs_for_page(usable_only=False, deletable_unreadable=True)
 
 by_id = {record.id: record for record in listing.runs}
+labels = ui.run_labels(listing.runs)
 shipped = [r.id for r in listing.runs if r.shipped]
 trained = [r.id for r in listing.runs if not r.shipped]
 # Keep the selection across visits; drop runs deleted meanwhile.
 remembered = st.session_state.get("compare.runs", st.session_state.get("compare.remembered", trained[:3] + shipped))
 st.session_state["compare.runs"] = [run_id for run_id in remembered if run_id in by_id]
-selected_ids = st.multiselect("Runs", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="compare.runs",
+selected_ids = st.multiselect("Runs", list(by_id), format_func=labels.get, key="compare.runs",
                               placeholder="Pick runs to compare")
 st.session_state["compare.remembered"] = selected_ids
 selected = [by_id[i] for i in selected_ids]
@@ -81,7 +82,7 @@ if manage.open:
         if not editable:
             st.caption("Shipped checkpoints are read-only. Select a run you trained to rename or delete it.")
         else:
-            target = st.selectbox("Run", [r.id for r in editable], format_func=lambda i: ui.run_label(by_id[i]),
+            target = st.selectbox("Run", [r.id for r in editable], format_func=labels.get,
                                   key="compare.manage.run")
             record = by_id[target]
             name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")

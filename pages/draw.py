@@ -14,13 +14,14 @@ CANVAS_SIZE = 280
 st.title("Draw")
 listing, usable = ui.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
+labels = ui.run_labels(usable)
 colours = run_colours([r.id for r in listing.runs])
 
 # The selection survives page switches; runs deleted meanwhile drop out of it.
 default = [r.id for r in usable if r.shipped] or [usable[0].id]
 remembered = st.session_state.get("draw.models", st.session_state.get("draw.remembered", default))
 st.session_state["draw.models"] = [i for i in remembered if i in by_id]
-chosen = st.multiselect("Models", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="draw.models",
+chosen = st.multiselect("Models", list(by_id), format_func=labels.get, key="draw.models",
                         placeholder="Pick the models that should guess")
 st.session_state["draw.remembered"] = chosen
 
@@ -40,9 +41,10 @@ with canvas_col:
         return_image_data=True,
         key=f"draw.canvas.{st.session_state['draw.canvas_generation']}",  # a new key is a clean canvas
     )
-    models = {by_id[i].name: ui.model_for(by_id[i]) for i in chosen}
+    models = {i: ui.model_for(by_id[i]) for i in chosen}
     rgba = canvas.image_data
-    image, guesses, ms = guess_drawing(models, rgba) if rgba is not None else (None, [], 0.0)
+    names = {i: by_id[i].name for i in chosen}
+    image, guesses, ms = guess_drawing(models, rgba, names) if rgba is not None else (None, [], 0.0)
     clear_col, seen_col = st.columns([1, 1], vertical_alignment="top")
     if clear_col.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
         st.session_state["draw.canvas_generation"] += 1
@@ -73,9 +75,9 @@ with result_col:
         words.caption(f"{len(guesses)} model(s) answered in {ms:.1f} ms, preprocessing included.")
         per_row = 2 if len(guesses) > 1 else 1
         for start in range(0, len(guesses), per_row):
-            for column, (run_id, guess) in zip(st.columns(per_row), list(zip(chosen, guesses))[start:start + per_row]):
+            for column, guess in zip(st.columns(per_row), guesses[start:start + per_row]):
                 column.plotly_chart(
                     charts.probability_figure(guess.probs.tolist(), f"{guess.model}: {guess.digit} "
-                                              f"({guess.confidence:.0%})", colour=colours[run_id]),
-                    key=f"draw.bars.{run_id}", config={"displayModeBar": False},
+                                              f"({guess.confidence:.0%})", colour=colours[guess.key]),
+                    key=f"draw.bars.{guess.key}", config={"displayModeBar": False},
                 )

@@ -22,6 +22,7 @@ ANY = "any"
 st.title("Errors")
 listing, usable = ui.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
+labels = ui.run_labels(usable)
 
 # Default: the run a link asked for (?run=...), else the best shipped checkpoint.
 requested = st.query_params.get("run")
@@ -33,10 +34,10 @@ elif requested in by_id and st.session_state.get("errors.requested") != requeste
 st.session_state["errors.requested"] = requested
 
 pick, versus = st.columns(2)
-run_id = pick.selectbox("Run", list(by_id), format_func=lambda i: ui.run_label(by_id[i]), key="errors.run")
+run_id = pick.selectbox("Run", list(by_id), format_func=labels.get, key="errors.run")
 others = [i for i in by_id if i != run_id]
 other_id = versus.selectbox("Compare with (optional)", [None, *others], key="errors.versus",
-                            format_func=lambda i: "no second run" if i is None else ui.run_label(by_id[i]))
+                            format_func=lambda i: "no second run" if i is None else labels[i])
 record = by_id[run_id]
 preds = ui.predictions_for(record)
 test_images = ui.mnist().test_images

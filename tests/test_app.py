@@ -1,5 +1,6 @@
 """The dashboard through Streamlit's AppTest: every page, the Train form, a real (tiny) training job."""
 
+import json
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import record_training
-from digitlab.store import RunStore
+from digitlab.store import RunStore, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py"]
@@ -203,6 +204,29 @@ def test_draw_renders_with_an_empty_canvas(several_runs):
     assert not at.get("plotly_chart")  # no zero-filled bars
     assert set(at.multiselect(key="draw.models").value) == {"shipped-mlp", "shipped-lenet", "shipped-cnn",
                                                               "shipped-resnet"}
+
+
+def test_draw_keeps_apart_two_runs_with_the_same_name(several_runs, monkeypatch):
+    """Draw used to key the models by name: two runs called alike became one, and the guesses were mislabelled."""
+    import shutil
+    import sys
+    import types
+
+    from digitlab.bench.strokes import render_digit
+
+    for twin in ("twin-a", "twin-b"):
+        shutil.copytree(several_runs / "shipped-cnn", several_runs / twin)
+        data = json.loads((several_runs / twin / "run.json").read_text())
+        write_json(several_runs / twin / "run.json", {**data, "shipped": False, "name": "twin"})
+    drawn = types.SimpleNamespace(image_data=render_digit(3))
+    # The real canvas cannot be drawn on here: a stand-in returns a drawn 3, as the component would.
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", types.SimpleNamespace(st_canvas=lambda **_: drawn))
+    at = open_app("pages/draw.py")
+    at.multiselect(key="draw.models").set_value(["twin-a", "twin-b", "shipped-mlp"]).run()
+    assert_clean(at)
+    bars = {chart.proto.id: json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")}
+    assert len(bars) == 3, bars
+    assert "3 model(s) answered" in " ".join(c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("page", ["pages/compare.py", "pages/errors.py", "pages/draw.py"])

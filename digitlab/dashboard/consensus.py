@@ -16,28 +16,32 @@ from digitlab.preprocess import preprocess_canvas
 
 @dataclass(frozen=True)
 class Guess:
-    model: str
+    model: str  # the model's name, as the page shows it
     digit: int
     confidence: float
     probs: torch.Tensor  # (10,)
+    key: str = ""  # what the caller keyed the model by (a run id): names need not be unique
 
 
-def predict_all(models: Mapping[str, nn.Module], image: torch.Tensor) -> list[Guess]:
-    """Each model's guess for one normalised (1, 1, 28, 28) image."""
+def predict_all(models: Mapping[str, nn.Module], image: torch.Tensor,
+                names: Mapping[str, str] | None = None) -> list[Guess]:
+    """Each model's guess for one normalised (1, 1, 28, 28) image, in the order of ``models``, which are keyed
+    uniquely (by run id); ``names`` gives the name to show for a key (default: the key)."""
     guesses = []
-    for name, model in models.items():
+    for key, model in models.items():
         probs = predict(model, image)[0]
         confidence, digit = probs.max(0)
-        guesses.append(Guess(name, digit.item(), confidence.item(), probs))
+        guesses.append(Guess((names or {}).get(key, key), digit.item(), confidence.item(), probs, key))
     return guesses
 
 
-def guess_drawing(models: Mapping[str, nn.Module], rgba) -> tuple[torch.Tensor | None, list[Guess], float]:
+def guess_drawing(models: Mapping[str, nn.Module], rgba, names: Mapping[str, str] | None = None
+                  ) -> tuple[torch.Tensor | None, list[Guess], float]:
     """A canvas's RGBA -> (what the models see, or None when empty; their guesses; milliseconds for both)."""
     start = time.perf_counter()
     with one_thread():
         image = preprocess_canvas(rgba)
-        guesses = [] if image is None else predict_all(models, image)
+        guesses = [] if image is None else predict_all(models, image, names)
     return image, guesses, (time.perf_counter() - start) * 1000
 
 

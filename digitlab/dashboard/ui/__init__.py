@@ -3,6 +3,7 @@ imports streamlit."""
 
 from __future__ import annotations
 
+import collections
 import os
 import runpy
 import uuid
@@ -111,6 +112,13 @@ def run_label(record: RunRecord) -> str:
     if record.status != "completed":
         parts.append(record.status)
     return " · ".join(parts)
+
+
+def run_labels(records: list[RunRecord]) -> dict[str, str]:
+    """run_label for each run id. Selectors tell options apart by their labels, so runs that share a name are told
+    apart by their ids."""
+    names = collections.Counter(record.name for record in records)
+    return {r.id: run_label(r) + (f" · {r.id}" if names[r.name] > 1 else "") for r in records}
 
 
 def field_error(errors: dict[str, str], key: str) -> None:
