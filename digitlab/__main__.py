@@ -99,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     final = record.final
-    print(f"run={record.id} status={record.status} test_acc={final['test_acc']:.4f} train_s={final['train_s']:.1f}")
+    test_acc = f"{final['test_acc']:.4f}" if "test_acc" in final else "-"
+    print(f"run={record.id} status={record.status} test_acc={test_acc} train_s={final['train_s']:.1f}")
     return EXIT_DIVERGED if record.status == "diverged" else 0
 
 

@@ -129,9 +129,16 @@ def _check_widths(option: str, widths: Sequence[int], low: int = 1, high: int = 
     return tuple(widths)
 
 
-def _check_probability(option: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise OptionError(option, f"{option} must be between 0 and 1 (1 excluded), got {value!r}")
+MIN_DROPOUT, MAX_DROPOUT = 0.002, 0.997  # what Dropout's byte mask can do: it drops whole 256ths, 1 to 255 of them
+
+
+def _check_dropout(option: str, value: float) -> float:
+    """0 (no dropout), or a share the byte mask can drop: under 0.002 it would round to dropping nothing, from
+    0.998 to dropping everything (and dividing by zero)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (value == 0 or MIN_DROPOUT <= value <= MAX_DROPOUT)):
+        raise OptionError(option, f"{option} must be 0 or between {MIN_DROPOUT} and {MAX_DROPOUT} (dropout masks "
+                                  f"drop whole 256ths), got {value!r}")
     return float(value)
 
 
@@ -239,7 +246,7 @@ def mlp(hidden: Sequence[int] = (512, 512, 512), batch_norm: bool = False, dropo
     """Seed 003's 784-512-512-512-10 by default."""
     hidden = _check_widths("hidden", hidden)
     batch_norm = _check_bool("batch_norm", batch_norm)
-    dropout = _check_probability("dropout", dropout)
+    dropout = _check_dropout("dropout", dropout)
     layers: list[nn.Module] = [Flatten()]
     for in_f, out_f in zip((28 * 28, *hidden), hidden):
         layers += _dense_block(in_f, out_f, batch_norm, dropout)
@@ -265,8 +272,8 @@ def cnn(
     channels = _check_widths("channels", channels)
     hidden = _check_int("hidden", hidden, 1, 8192)
     batch_norm = _check_bool("batch_norm", batch_norm)
-    dropout = _check_probability("dropout", dropout)
-    conv_dropout = _check_probability("conv_dropout", conv_dropout)
+    dropout = _check_dropout("dropout", dropout)
+    conv_dropout = _check_dropout("conv_dropout", conv_dropout)
     pooling = _check_choice("pooling", pooling, CNN_POOLINGS)
     max_convs = 4 if pooling == "each" else 6  # beyond this the 28x28 map shrinks to nothing
     if len(channels) > max_convs:
@@ -291,7 +298,7 @@ def lenet(batch_norm: bool = False, dropout: float = 0.0, variant: str = "lenet5
     maps to the classic 16x5x5). variant="three_conv": seed 004's LeNet-like net (conv 6 at 5x5, 16 and 120 at 2x2
     stride 2, fc 84-10)."""
     batch_norm = _check_bool("batch_norm", batch_norm)
-    dropout = _check_probability("dropout", dropout)
+    dropout = _check_dropout("dropout", dropout)
     variant = _check_choice("variant", variant, LENET_VARIANTS)
     if variant == "lenet5":
         layers = [
@@ -354,7 +361,7 @@ def resnet(
     downsample = _check_bool("downsample", downsample)
     stem_padding = _check_int("stem_padding", stem_padding, 0, 1)
     head = _check_choice("head", head, RESNET_HEADS)
-    dropout = _check_probability("dropout", dropout)
+    dropout = _check_dropout("dropout", dropout)
     if downsample and len(widths) > 4:
         raise OptionError("widths", f"widths allows at most 4 stages when downsampling, got {len(widths)}")
     layers: list[nn.Module] = [*_conv_block(1, stem, 3, True, padding=stem_padding, pool=True)]

@@ -18,9 +18,20 @@ from torch import nn
 
 from digitlab import __version__
 from digitlab.config import TrainConfig
-from digitlab.pause import pause_point
 from digitlab.engine import BatchEnd, EpochEnd, Event, RunEnd, RunStart
-from digitlab.store import FORMAT, LOCK_FILE, RUN_FILE, WEIGHTS_FILE, RunRecord, RunStore, _now, fcntl, save_weights, write_json
+from digitlab.pause import pause_point
+from digitlab.store import (
+    FORMAT,
+    LOCK_FILE,
+    RUN_FILE,
+    WEIGHTS_FILE,
+    RunRecord,
+    RunStore,
+    _now,
+    fcntl,
+    save_weights,
+    write_json,
+)
 
 MAX_BATCH_POINTS = 2000
 
@@ -125,11 +136,13 @@ class RunRecorder:
             self._write()
         elif isinstance(event, RunEnd):
             pause_point("recorder.run_end")
-            save_weights(event.model, self.path / WEIGHTS_FILE)
-            self.data.update(status=event.status, message=event.message, finished_at=_now(), final={
-                "test_acc": event.test_acc, "test_loss": event.test_loss, "train_s": event.train_s,
-                "epochs_done": event.epochs_done,
-            })
+            final, message = {"train_s": event.train_s, "epochs_done": event.epochs_done}, event.message
+            if self.trace.loss:
+                save_weights(event.model, self.path / WEIGHTS_FILE)
+                final.update(test_acc=event.test_acc, test_loss=event.test_loss)
+            else:  # stopped before its first batch: its weights are random, nothing worth keeping or scoring
+                message += " No batch was trained, so no weights are kept."
+            self.data.update(status=event.status, message=message, finished_at=_now(), final=final)
             self._write()
             self._release_lock()
 

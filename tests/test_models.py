@@ -156,3 +156,25 @@ def test_the_benchmark_baseline_is_the_same_network_as_seed_cnn():
     from digitlab.bench import SeedNet
 
     assert count_parameters(SeedNet()) == count_parameters(create_model("cnn", **PRESETS["seed-cnn"].config.model_options))
+
+
+@pytest.mark.parametrize("p", [0.998, 0.999, 0.9999, 0.001, 0.0001])
+def test_a_dropout_the_byte_mask_cannot_do_is_refused_with_a_field_message(p):
+    """The CPU mask drops whole 256ths: p >= 0.998 rounds to 256/256 (a division by zero), p < 0.002 to 0 (drops
+    nothing). Either is refused, naming the field and the range, for every dropout option of every model."""
+    for name, option in (("mlp", "dropout"), ("cnn", "dropout"), ("cnn", "conv_dropout"), ("lenet", "dropout"),
+                         ("resnet", "dropout")):
+        errors = option_errors(name, {option: p})
+        assert list(errors) == [option], (name, option, errors)
+        assert "0.002" in errors[option] and "0.997" in errors[option] and repr(p) in errors[option]
+
+
+@pytest.mark.parametrize("p", [0.0, 0.002, 0.1, 0.5, 0.997])
+def test_every_allowed_dropout_drops_its_share(p):
+    from digitlab.models import Dropout
+
+    assert option_errors("mlp", {"dropout": p}) == {}
+    torch.manual_seed(0)
+    out = Dropout(p).train()(torch.ones(400_000))
+    assert torch.isfinite(out).all()
+    assert (out == 0).float().mean().item() == pytest.approx(p, abs=0.003)
