@@ -60,3 +60,14 @@ def _isolated_store(monkeypatch, tmp_path):
     """Code that falls back to the default run store writes into a temporary folder, never checkpoints/."""
     if "DIGITLAB_CHECKPOINTS" not in os.environ or Path(os.environ["DIGITLAB_CHECKPOINTS"]).resolve() == SHIPPED:
         monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests whose outcome depends on the data folder, so that CI can run them once more without it:
+    browser tests (tests/e2e/) and those that take the real MNIST."""
+    e2e = Path(__file__).resolve().parent / "e2e"
+    for item in items:
+        if e2e in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)

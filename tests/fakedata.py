@@ -36,12 +36,24 @@ def synthetic_digits(count_per_class: int, seed: int) -> tuple[np.ndarray, np.nd
     return np.stack(images), np.array(labels, dtype=np.uint8)
 
 
+MISLABELLED_EVERY = 25  # every 25th test image carries a wrong label, as a few of MNIST's own test labels do
+
+
+def mislabel(labels: np.ndarray) -> np.ndarray:
+    """A copy with every MISLABELLED_EVERY-th label moved on by 5: a model that reads those digits right is wrong on
+    them, so every model, the shipped ones included, has misclassified test images for the Errors page to show."""
+    labels = labels.copy()
+    labels[MISLABELLED_EVERY - 1 :: MISLABELLED_EVERY] = (labels[MISLABELLED_EVERY - 1 :: MISLABELLED_EVERY] + 5) % 10
+    return labels
+
+
 def write_tiny_mnist(root: Path, train_per_class: int = 30, test_per_class: int = 10, seed: int = 0) -> Path:
     """Write MNIST/raw/ under ``root`` in torchvision's layout and return ``root``."""
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     train_x, train_y = synthetic_digits(train_per_class, seed)
     test_x, test_y = synthetic_digits(test_per_class, seed + 1)
+    test_y = mislabel(test_y)
     write_idx(raw / "train-images-idx3-ubyte", train_x)
     write_idx(raw / "train-labels-idx1-ubyte", train_y)
     write_idx(raw / "t10k-images-idx3-ubyte", test_x)
