@@ -7,6 +7,7 @@ New architectures register themselves with ``@register("name")``; the tests are 
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,6 +15,18 @@ import torch
 from torch import nn
 
 NUM_CLASSES = 10
+# Bounds that give "the largest model the form allows" a definite size: widths of a layer, layers in a list, and
+# parameters in all (200 MB of fp32 weights by default; DIGITLAB_MAX_PARAMETERS moves it).
+MAX_DENSE_WIDTH = 4096
+MAX_CNN_HIDDEN = 8192
+MAX_CHANNELS = 1024
+MAX_LAYERS = 8
+DEFAULT_MAX_PARAMETERS = 50_000_000
+
+
+def max_parameters() -> int:
+    """The cap on a model's parameter count: DIGITLAB_MAX_PARAMETERS, else 50 million."""
+    return int(os.environ.get("DIGITLAB_MAX_PARAMETERS") or DEFAULT_MAX_PARAMETERS)
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -83,7 +96,8 @@ def default_options(name: str) -> dict[str, Any]:
 
 
 def option_errors(name: str, options: dict[str, Any]) -> dict[str, str]:
-    """Per-option messages for options ``create_model(name, **options)`` would reject; empty when valid."""
+    """Per-option messages for options ``create_model(name, **options)`` would reject, or for a model over
+    max_parameters(); empty when valid. Builds the model on the meta device: shapes and counts, no weights."""
     try:
         known = default_options(name)
     except UnknownModelError as err:
@@ -96,12 +110,23 @@ def option_errors(name: str, options: dict[str, Any]) -> dict[str, str]:
     if errors:
         return errors
     try:
-        create_model(name, **options)
+        count = parameter_count(name, options)
     except OptionError as err:
         errors[err.option] = str(err)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError) as err:
         errors["model_options"] = f"{name} options are invalid: {err}"
+    else:
+        if count > max_parameters():
+            errors["model_options"] = (f"this {name} would have {count:,} parameters; the cap is {max_parameters():,} "
+                                       "(DIGITLAB_MAX_PARAMETERS sets it): use fewer or narrower layers")
     return errors
+
+
+def parameter_count(name: str, options: dict[str, Any]) -> int:
+    """The parameter count of ``create_model(name, **options)``, built on the meta device: nothing is allocated,
+    so it takes milliseconds whatever the size. Raises what create_model raises for bad options."""
+    with torch.device("meta"):
+        return count_parameters(create_model(name, **options))
 
 
 def create_model(name: str, **options: Any) -> nn.Module:
@@ -120,9 +145,12 @@ class OptionError(ValueError):
         self.option = option
 
 
-def _check_widths(option: str, widths: Sequence[int], low: int = 1, high: int = 4096) -> tuple[int, ...]:
+def _check_widths(option: str, widths: Sequence[int], high: int, max_layers: int = MAX_LAYERS) -> tuple[int, ...]:
+    low = 1
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
         raise OptionError(option, f"{option} must be a non-empty list of integers, got {widths!r}")
+    if len(widths) > max_layers:
+        raise OptionError(option, f"{option} allows at most {max_layers} layers, got {len(widths)}")
     for width in widths:
         if isinstance(width, bool) or not isinstance(width, int) or not low <= width <= high:
             raise OptionError(option, f"{option} must hold integers between {low} and {high}, got {width!r}")
@@ -233,18 +261,17 @@ def _dense_block(in_features: int, out_features: int, batch_norm: bool, dropout:
     return layers
 
 
-def _flat_features(features: nn.Module) -> int:
-    """Width of the features' output for one 28x28 image, found by running it (in eval mode, then back)."""
-    with torch.no_grad():
-        width = features.eval()(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
-    features.train()
-    return width
+def _conv_size(size: int, kernel: int, stride: int = 1, padding: int = 0, pool: bool = False) -> int:
+    """The side of a square map after a conv (and a 2x2 max-pool). Worked out, not run: a forward pass would
+    allocate, and on the meta device its first use imports half a second of shape machinery."""
+    size = (size + 2 * padding - kernel) // stride + 1
+    return size // 2 if pool else size
 
 
 @register("mlp")
 def mlp(hidden: Sequence[int] = (512, 512, 512), batch_norm: bool = False, dropout: float = 0.0) -> nn.Module:
     """Seed 003's 784-512-512-512-10 by default."""
-    hidden = _check_widths("hidden", hidden)
+    hidden = _check_widths("hidden", hidden, MAX_DENSE_WIDTH)
     batch_norm = _check_bool("batch_norm", batch_norm)
     dropout = _check_dropout("dropout", dropout)
     layers: list[nn.Module] = [Flatten()]
@@ -269,8 +296,8 @@ def cnn(
     pooling="each" pads every conv and pools after each one, so later convs run on smaller maps: far less compute.
     Seed 000: channels=(8, 16), hidden=64 (fc 2304-64-10). pytorch/examples: (32, 64), 128.
     """
-    channels = _check_widths("channels", channels)
-    hidden = _check_int("hidden", hidden, 1, 8192)
+    channels = _check_widths("channels", channels, MAX_CHANNELS)
+    hidden = _check_int("hidden", hidden, 1, MAX_CNN_HIDDEN)
     batch_norm = _check_bool("batch_norm", batch_norm)
     dropout = _check_dropout("dropout", dropout)
     conv_dropout = _check_dropout("conv_dropout", conv_dropout)
@@ -279,17 +306,16 @@ def cnn(
     if len(channels) > max_convs:
         raise OptionError("channels", f"channels allows at most {max_convs} convs with pooling={pooling!r}, got {len(channels)}")
     layers: list[nn.Module] = []
+    size = 28
     for i, (in_ch, out_ch) in enumerate(zip((1, *channels), channels)):
-        if pooling == "each":
-            layers += _conv_block(in_ch, out_ch, 3, batch_norm, padding=1, pool=True)
-        else:
-            layers += _conv_block(in_ch, out_ch, 3, batch_norm, pool=i == len(channels) - 1)
+        padding, pool = (1, True) if pooling == "each" else (0, i == len(channels) - 1)
+        layers += _conv_block(in_ch, out_ch, 3, batch_norm, padding=padding, pool=pool)
+        size = _conv_size(size, 3, padding=padding, pool=pool)
     if conv_dropout:
         layers.append(Dropout(conv_dropout))
     layers.append(Flatten())
-    features = nn.Sequential(*layers)
-    head = [*_dense_block(_flat_features(features), hidden, batch_norm, dropout), nn.Linear(hidden, NUM_CLASSES)]
-    return nn.Sequential(*features, *head)
+    head = [*_dense_block(channels[-1] * size * size, hidden, batch_norm, dropout), nn.Linear(hidden, NUM_CLASSES)]
+    return nn.Sequential(*layers, *head)
 
 
 @register("lenet", choices={"variant": LENET_VARIANTS})
@@ -355,8 +381,8 @@ def resnet(
     then flatten into the fc layer. Seed 000's modified ResNet18: stem=8, widths=(16, 32, 64, 128),
     blocks_per_stage=2, downsample=False, stem_padding=0, head="flatten".
     """
-    stem = _check_int("stem", stem, 1, 1024)
-    widths = _check_widths("widths", widths, high=1024)
+    stem = _check_int("stem", stem, 1, MAX_CHANNELS)
+    widths = _check_widths("widths", widths, MAX_CHANNELS, max_layers=6)
     blocks_per_stage = _check_int("blocks_per_stage", blocks_per_stage, 1, 8)
     downsample = _check_bool("downsample", downsample)
     stem_padding = _check_int("stem_padding", stem_padding, 0, 1)
@@ -365,17 +391,18 @@ def resnet(
     if downsample and len(widths) > 4:
         raise OptionError("widths", f"widths allows at most 4 stages when downsampling, got {len(widths)}")
     layers: list[nn.Module] = [*_conv_block(1, stem, 3, True, padding=stem_padding, pool=True)]
-    in_ch = stem
+    in_ch, size = stem, _conv_size(28, 3, padding=stem_padding, pool=True)
     for stage, width in enumerate(widths):
         for block in range(blocks_per_stage):
             stride = 2 if downsample and stage > 0 and block == 0 else 1
             layers.append(BasicBlock(in_ch, width, stride))
-            in_ch = width
+            in_ch, size = width, _conv_size(size, 3, stride, padding=1)
     if head == "global":
         layers += [nn.AdaptiveAvgPool2d(1), Flatten()]
+        size = 1
     else:
         layers += [nn.AvgPool2d(2), Flatten()]
+        size //= 2
     if dropout:
         layers.append(Dropout(dropout))
-    features = nn.Sequential(*layers)
-    return nn.Sequential(*features, nn.Linear(_flat_features(features), NUM_CLASSES))
+    return nn.Sequential(*layers, nn.Linear(in_ch * size * size, NUM_CLASSES))

@@ -7,7 +7,7 @@ from digitlab.dashboard.compare import train_size
 from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
 from digitlab.data import AUGMENTATIONS
 from digitlab.device import available_devices
-from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, to_text
+from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
 from digitlab.dashboard.jobs import JobBusyError
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
 from digitlab.dashboard.ui.live_chart import live_charts
@@ -78,7 +78,9 @@ with left, st.container(border=True):
             else:
                 st.number_input(label, key=key, step=0.05, on_change=on_edit, help=help_text)
             ui.field_error(errors, f"model_options.{option}")
-        ui.field_error(errors, "model_options")
+    ui.field_error(errors, "model_options")  # the parameter cap: shown outside the collapsed options
+    if size := model_size(config, errors):
+        st.caption(size)
 
     sgd, step = config.optimizer == "sgd", config.schedule == "step"
 

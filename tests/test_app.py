@@ -94,6 +94,17 @@ def test_the_form_shows_the_library_messages_and_starts_nothing(app_env, tmp_pat
     assert ui.job_manager().job is None
 
 
+def test_the_form_shows_the_model_size_and_refuses_a_model_over_the_cap(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    at = open_app("pages/train.py")
+    assert any(c.value.endswith("MB of weights") and "parameters" in c.value for c in at.caption)
+    at.text_input(key="train.opt.channels").set_value("512, 512").run()  # 512 x 7 x 7 into 8192: 205 million
+    at.number_input(key="train.opt.hidden").set_value(8192).run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "parameters; the cap is 50,000,000" in shown
+    assert not any(c.value.endswith("MB of weights") for c in at.caption)
+
+
 def test_presets_fill_the_form(app_env, tmp_path):
     app_env(tmp_path / "store")
     at = open_app("pages/train.py")

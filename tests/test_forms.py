@@ -1,5 +1,6 @@
 from digitlab.config import preset
-from digitlab.dashboard.forms import config_from_form, form_values, parse_int_list
+from digitlab.dashboard.forms import config_from_form, form_values, model_size, parse_int_list
+from digitlab.models import count_parameters, create_model
 
 
 def test_form_round_trip_for_every_preset():
@@ -35,3 +36,10 @@ def test_options_of_another_architecture_are_ignored():
     values["model"] = "mlp"
     config, errors = config_from_form(values)
     assert "channels" not in config.model_options and errors == {}
+
+
+def test_the_form_states_the_model_size_without_building_it():
+    fast = preset("fast")
+    count = count_parameters(create_model(fast.model, **fast.model_options))
+    assert model_size(fast, {}) == f"{count:,} parameters, {count * 4 / 1e6:.1f} MB of weights"
+    assert model_size(fast.replace(model_options={"channels": [2048]}), {"model_options.channels": "too wide"}) is None

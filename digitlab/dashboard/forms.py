@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from digitlab.config import TrainConfig
-from digitlab.models import default_options
+from digitlab.models import default_options, parameter_count
 
 CUSTOM = "custom"
 
@@ -85,3 +85,12 @@ def config_from_form(values: dict[str, Any]) -> tuple[TrainConfig, dict[str, str
     for key, message in config.validate().items():
         errors.setdefault(key, message)
     return config, errors
+
+
+def model_size(config: TrainConfig, errors: dict[str, str]) -> str | None:
+    """ "173,946 parameters, 0.7 MB of weights" for a valid architecture (worked out on the meta device, nothing
+    allocated), or None while the architecture has errors."""
+    if any(field == "model" or field.startswith("model_options") for field in errors):
+        return None
+    count = parameter_count(config.model, config.model_options)
+    return f"{count:,} parameters, {count * 4 / 1e6:,.1f} MB of weights"
