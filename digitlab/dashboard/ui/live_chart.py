@@ -8,13 +8,12 @@ Plotly instance per chart and hands it each new figure through Plotly.react, whi
 
 from __future__ import annotations
 
-import hashlib
+import atexit
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import plotly
 import plotly.io
 import plotly.offline
 from plotly import graph_objects as go
@@ -24,19 +23,14 @@ PAGE = Path(__file__).with_name("live_chart.html")
 
 
 def served_folder() -> Path:
-    """The component's page beside plotly.js (Streamlit serves a component's files only from its own folder),
-    built once per version of the page and of plotly, in the temp folder."""
-    page = PAGE.read_bytes()
-    stamp = hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
-    folder = Path(tempfile.gettempdir()) / f"digitlab-live-chart-{stamp}"
-    if not (folder / "index.html").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=folder.parent))
-        (staging / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
-        (staging / "index.html").write_bytes(page)
-        try:
-            staging.rename(folder)
-        except OSError:  # another server process built it first
-            shutil.rmtree(staging, ignore_errors=True)
+    """The component's page beside plotly.js (Streamlit serves a component's files only from its own folder), in a
+    folder that this process creates afresh, readable by its user alone (mkdtemp: mode 0700, a random name).
+    Component frames run their scripts with the page's origin, so the files must never come from a folder that
+    someone else on the machine could have made first, as a fixed name in the shared temp folder could be."""
+    folder = Path(tempfile.mkdtemp(prefix="digitlab-live-chart-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    (folder / "index.html").write_bytes(PAGE.read_bytes())
     return folder
 
 
