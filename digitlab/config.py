@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digitlab.data import AUGMENTATIONS
-from digitlab.device import DEVICE_CHOICES, available_devices
+from digitlab.device import DEVICE_CHOICES, PRECISIONS, available_devices, pick_device, supported_precisions
 from digitlab.models import list_models, option_errors
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
@@ -40,6 +40,7 @@ class TrainConfig:
     augment: str = "none"
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA, MPS); the run records what auto resolved to
     name: str = ""  # optional run name shown in the dashboard
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +125,12 @@ class TrainConfig:
             errors["device"] = (
                 f"device {self.device!r} is not available on this machine; available: {', '.join(available_devices())}"
             )
+        check_choice("precision", PRECISIONS)
+        if "device" not in errors and "precision" not in errors and self.precision != "auto":
+            device = pick_device(self.device)
+            if self.precision not in supported_precisions(device):
+                errors["precision"] = (f"precision {self.precision} is not available on {device.type}; choose auto or "
+                                       f"one of {', '.join(supported_precisions(device))}")
         if not isinstance(self.name, str):
             errors["name"] = f"name must be text, got {self.name!r}"
         elif len(self.name) > MAX_NAME_LENGTH:

@@ -8,6 +8,7 @@ import os
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -88,26 +89,50 @@ def cpu_has_fast_bf16() -> bool:
     return any(check is not None and check() for check in checks)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The reduced precision autocast uses on ``device``, or None for full precision: bf16 on CUDA cards and CPUs
-    that have it, fp16 on older CUDA cards and on MPS."""
+def supported_precisions(device: torch.device) -> tuple[str, ...]:
+    """The training precisions ``device`` can run: fp16 on CUDA and MPS (with loss scaling), bf16 on CUDA cards
+    that have it and on any CPU (native with AMX or AVX512-BF16, emulated and slow elsewhere)."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return ("fp32", "bf16", "fp16") if torch.cuda.is_bf16_supported() else ("fp32", "fp16")
     if device.type == "mps":
-        return torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else None
+        return ("fp32", "fp16")
+    return ("fp32", "bf16")
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    dtype = autocast_dtype(device)
+def auto_precision(device: torch.device) -> str:
+    """What precision="auto" trains in: bf16 on CUDA cards and CPUs that have it natively, fp16 on older CUDA
+    cards and on MPS, else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":
+        return "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def resolve_precision(device: torch.device, requested: str = "auto") -> str:
+    """The precision a run on ``device`` trains in: fp32, bf16 or fp16. Recorded with the run."""
+    if requested == "auto":
+        return auto_precision(device)
+    if requested not in supported_precisions(device):
+        raise DeviceUnavailableError(f"precision {requested!r} is not available on {device.type}; choose auto or "
+                                     f"one of {', '.join(supported_precisions(device))}")
+    return requested
+
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The forward pass in a resolved ``precision``; fp32 runs as it is."""
+    dtype = _AUTOCAST_DTYPES.get(precision)
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 
 
-def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op)."""
-    return torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def describe(device: torch.device) -> str:

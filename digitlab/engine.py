@@ -29,6 +29,7 @@ class RunStart:
     param_count: int
     batches_per_epoch: int
     train_size: int
+    precision: str  # what it trains in, resolved: fp32, bf16 or fp16
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,12 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
     optimizer = make_optimizer(config, model)
     per_epoch = batch_count(len(split.train), config.batch_size)
     scheduler, per_batch_schedule = _scheduler(config, optimizer, config.epochs * per_epoch)
-    scaler = devices.grad_scaler(device)
+    precision = devices.resolve_precision(device, config.precision)
+    scaler = devices.grad_scaler(device, precision)
     # Reading a loss back forces the host to wait for the device: on an accelerator, read them ten at a time.
     sync_every = 1 if device.type == "cpu" else 10
-    yield RunStart(model, device.type, devices.describe(device), count_parameters(model), per_epoch, len(split.train))
+    yield RunStart(model, device.type, devices.describe(device), count_parameters(model), per_epoch, len(split.train),
+                   precision)
 
     start = time.perf_counter()
     samples_seen = 0
@@ -184,7 +187,7 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
                 stopped = True
                 break
             images = augment(images, config.augment, generator)
-            with devices.autocast(device):
+            with devices.autocast(device, precision):
                 logits = model(images).float()
             objective = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)

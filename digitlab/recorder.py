@@ -126,8 +126,8 @@ class RunRecorder:
             self.trace.add(event)
         elif isinstance(event, RunStart):
             self.model = event.model
-            self.data.update(device=event.device, device_name=event.device_name, param_count=event.param_count,
-                             train_size=event.train_size)
+            self.data.update(device=event.device, device_name=event.device_name, precision=event.precision,
+                             param_count=event.param_count, train_size=event.train_size)
             self._write()
         elif isinstance(event, EpochEnd):
             pause_point("recorder.epoch_end")

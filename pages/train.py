@@ -6,7 +6,7 @@ from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import train_size
 from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
 from digitlab.data import AUGMENTATIONS
-from digitlab.device import available_devices
+from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
 from digitlab.dashboard.jobs import JobBusyError
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
@@ -109,12 +109,10 @@ with left, st.container(border=True):
                                                                             disabled=not step))
     row(number("Weight decay", "weight_decay", 0.0001, fmt="%.4g"), number("Label smoothing", "label_smoothing", 0.05))
     row(choice("Augmentation", "augment", AUGMENTATIONS), number("Seed", "seed", 1))
-    c, d = st.columns(2)
-    c.selectbox("Device", ["auto", *available_devices()], key=widget("device"), on_change=on_edit,
-                help=FIELD_HELP["device"])
-    d.text_input("Run name", key=widget("name"), on_change=on_edit, placeholder="optional",
-                 help=FIELD_HELP["name"])
-    ui.field_error(errors, "device")
+    row(("device", lambda: st.selectbox("Device", ["auto", *available_devices()], key=widget("device"),
+                                        on_change=on_edit, help=FIELD_HELP["device"])),
+        choice("Precision", "precision", PRECISIONS))
+    st.text_input("Run name", key=widget("name"), on_change=on_edit, placeholder="optional", help=FIELD_HELP["name"])
     ui.field_error(errors, "name")
 
     st.session_state[FORM] = {field: st.session_state[widget(field)] for field in form}

@@ -49,6 +49,7 @@ def test_runs_table(tiny_data, store_root):
     assert row["Parameters"] == record.data["param_count"]
     assert row["Test accuracy"] == record.final["test_acc"] and row["Status"] == "completed"
     assert "adam lr=0.01" in row["Hyperparameters"] and row["Epochs"] == 1
+    assert row["Precision"] == record.data["precision"] and row["Precision"] in ("fp32", "bf16")
     csv = table.to_csv(index=False)
     assert csv.splitlines()[0].startswith("Run,Architecture,Hyperparameters,Parameters,Test accuracy")
 
@@ -57,7 +58,8 @@ def test_runs_table_sorts_with_missing_values_last_and_formats_for_reading():
     table = pd.DataFrame({
         "Run": ["a", "b", "c"], "Architecture": "mlp", "Hyperparameters": "adam", "Parameters": [1000, 20000, 300],
         "Test accuracy": [0.9812, None, 0.9934], "Test loss": [0.06, None, 0.03], "Epochs": [2, 0, 3],
-        "Train time (s)": [4.25, None, 9.0], "Device": "CPU", "Status": ["completed", "stopped", "completed"],
+        "Train time (s)": [4.25, None, 9.0], "Device": "CPU", "Precision": ["bf16", "fp32", None],
+        "Status": ["completed", "stopped", "completed"],
         "Date": pd.to_datetime(["2026-11-25 09:30", "2026-11-25 10:00", None]), "id": ["a1", "b2", "c3"],
     })
     assert list(sort_runs_table(table, "Test accuracy", descending=True)["Run"]) == ["c", "a", "b"]

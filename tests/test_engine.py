@@ -37,13 +37,40 @@ def test_training_learns_the_synthetic_digits(tiny_data):
     assert end.test_acc >= 0.8, end.test_acc
 
 
-def test_same_seed_gives_the_same_loss_sequence(tiny_data):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_gives_the_same_loss_sequence(tiny_data, precision):
+    """Determinism holds, bit for bit, for the same config and seed on the same CPU type, with the same torch
+    thread count and the same resolved precision (recorded in run.json). Change any of the three and the losses
+    are only close: reductions are split across threads differently, and CPU kernels differ by instruction set."""
+
     def losses(config):
         return [e.loss for e in train(config, tiny_data) if isinstance(e, BatchEnd)]
 
-    config = TINY.replace(augment="shift_rotate", model_options={"hidden": [32], "dropout": 0.2})
+    config = TINY.replace(augment="shift_rotate", model_options={"hidden": [32], "dropout": 0.2},
+                          precision=precision)
+    threads = torch.get_num_threads()
     assert losses(config) == losses(config)
+    assert torch.get_num_threads() == threads
     assert losses(config) != losses(config.replace(seed=4))
+
+
+def test_the_precision_is_in_effect_and_resolved_at_the_start(tiny_data):
+    from digitlab.device import auto_precision
+
+    def run(precision):
+        events = list(train(TINY.replace(precision=precision), tiny_data))
+        return events[0].precision, [e.loss for e in events if isinstance(e, BatchEnd)]
+
+    fp32, bf16 = run("fp32"), run("bf16")
+    assert fp32[0] == "fp32" and bf16[0] == "bf16"
+    assert fp32[1] != bf16[1]  # bf16 autocast really changed the arithmetic
+    assert run("auto")[0] == auto_precision(torch.device("cpu"))
+
+
+def test_fp16_is_refused_on_the_cpu_with_the_field_message():
+    errors = TINY.replace(device="cpu", precision="fp16").validate()
+    assert list(errors) == ["precision"] and "fp16 is not available on cpu" in errors["precision"]
+    assert "precision" in TINY.replace(precision="fp64").validate()
 
 
 def test_stop_ends_within_one_batch(tiny_data):

@@ -30,3 +30,15 @@ def test_a_stop_after_some_batches_keeps_those_weights(store_root, tiny_data):
     record = record_training(RunStore(store_root), TINY, stop_after_two_batches(train(TINY, tiny_data, stop)))
     assert record.status == "stopped" and record.has_weights and record.usable
     assert 0 <= record.test_acc <= 1
+
+
+def test_the_run_records_the_precision_it_trained_in(store_root, tiny_data):
+    import torch
+
+    from digitlab.device import auto_precision
+
+    auto = record_training(RunStore(store_root), TINY, train(TINY, tiny_data))
+    fp32 = record_training(RunStore(store_root), TINY.replace(precision="fp32"), train(TINY.replace(precision="fp32"),
+                                                                                        tiny_data))
+    assert auto.data["precision"] == auto_precision(torch.device("cpu")) and auto.config.precision == "auto"
+    assert fp32.data["precision"] == "fp32"

@@ -24,7 +24,7 @@ METRICS = {
 _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 # The runs table (seed 002's comparison tables), and how people read its numbers.
 TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
-                 "Train time (s)", "Device", "Status", "Date"]
+                 "Train time (s)", "Device", "Precision", "Status", "Date"]
 TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
                  "Date": "{:%Y-%m-%d %H:%M}"}
 
@@ -124,6 +124,7 @@ def runs_table(records: Sequence[RunRecord]) -> pd.DataFrame:
             "Epochs": len(record.epochs),
             "Train time (s)": final.get("train_s", last.get("elapsed_s")),
             "Device": record.data.get("device_name") or record.data.get("device", ""),
+            "Precision": record.data.get("precision"),  # runs recorded before it was recorded: unknown
             "Status": record.status,
             "Date": dt.datetime.fromisoformat(created).astimezone() if created else None,
             "id": record.id,

@@ -27,6 +27,8 @@ FIELD_HELP = {
     "augment": "Random shifts of up to 2 px (shift), plus rotations of up to 10 degrees (shift_rotate).",
     "seed": "The same seed and config give the same run on the CPU.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
+    "precision": "auto trains in bf16 on CUDA cards and CPUs with native bf16, fp16 on MPS, else fp32; the run "
+                 "records what it used. fp16 needs CUDA or MPS.",
     "name": "Optional: how the run is shown in Compare, Errors and Draw.",
 }
 
