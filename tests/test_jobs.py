@@ -120,3 +120,17 @@ def test_a_killed_training_process_becomes_a_failed_job_and_an_interrupted_run(m
     assert snap.status == "failed" and "ended unexpectedly" in snap.message
     record = manager.store.read(snap.run_id)
     assert record.status == "interrupted" and len(record.epochs) >= 1
+
+
+def test_clear_caches_keeps_the_running_job(monkeypatch, tiny_data_root, store_root):
+    import streamlit as st
+
+    from digitlab.dashboard import ui
+
+    monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
+    monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
+    job = ui.job_manager().start(SLOW)
+    st.cache_resource.clear()  # the menu's "Clear caches"
+    assert ui.job_manager().job is job and job.running
+    job.stop()
+    assert job.join(30)

@@ -233,7 +233,21 @@ class JobManager:
             self._job = TrainingJob(config, self.store, self.data_root, owner).start()
             return self._job
 
+    @classmethod
+    def for_store(cls, store: RunStore) -> JobManager:
+        """The process's one JobManager over ``store``: a module global rather than a Streamlit cache, so that the
+        menu's "Clear caches" cannot drop the running job."""
+        key = store.root.resolve()
+        with _managers_lock:
+            if key not in _managers:
+                _managers[key] = cls(store)
+            return _managers[key]
+
     @property
     def job(self) -> TrainingJob | None:
         """The running job, or the last one to finish."""
         return self._job
+
+
+_managers: dict[Path, JobManager] = {}
+_managers_lock = threading.Lock()
