@@ -6,8 +6,9 @@ import time
 import pytest
 
 from digitlab.config import TrainConfig
-from digitlab.dashboard.jobs import JobBusyError, JobManager
-from digitlab.store import RunStore
+from digitlab.dashboard.jobs import JobBusyError, JobManager, TrainingJob
+from digitlab.store import RunStore, load_model
+from tests.pausing import pause_env, wait_reached
 
 QUICK = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=50, epochs=2)
 SLOW = QUICK.replace(batch_size=4, epochs=200)  # thousands of batches: stops well before the end
@@ -122,6 +123,48 @@ def test_a_killed_training_process_becomes_a_failed_job_and_an_interrupted_run(m
     assert record.status == "interrupted" and len(record.epochs) >= 1
 
 
+def pause_here(monkeypatch, folder, *points) -> None:
+    """Make the children started from now on stop at ``points`` (a spawned child copies os.environ at start)."""
+    for name, value in pause_env(folder, *points).items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
+
+
+def test_stop_ends_a_trainer_stuck_before_its_data_by_force(monkeypatch, tmp_path, tiny_data_root, store_root):
+    """Stuck before its first batch (in an MNIST download, say), the trainer never sees the stop event: after the
+    grace period its process is ended, and no run is left."""
+    pause_here(monkeypatch, tmp_path / "pause", "train.before_data")
+    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.start(QUICK)
+    wait_reached(tmp_path / "pause", "train.before_data")
+    pressed = time.perf_counter()
+    job.stop()
+    assert job.join(15)
+    assert 1.0 <= time.perf_counter() - pressed < 10
+    snap = job.snapshot()
+    assert snap.state == "finished" and snap.status == "stopped" and snap.stop_requested
+    assert "by force" in snap.message and "grace period" in snap.message
+    assert not job._process.is_alive()
+    assert manager.store.list().runs == []
+
+
+def test_a_stop_the_trainer_ignores_ends_it_by_force_and_keeps_its_finished_epochs(
+        monkeypatch, tmp_path, tiny_data_root, store_root):
+    pause_here(monkeypatch, tmp_path / "pause", "train.after_epoch")
+    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.start(SLOW)
+    wait_reached(tmp_path / "pause", "train.after_epoch")  # epoch 1 is written; the trainer hangs after it
+    job.stop()
+    assert job.join(15)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and "by force" in snap.message and len(snap.epochs) == 1
+    assert snap.final["epochs_done"] == 1
+    record = manager.store.read(snap.run_id)
+    assert record.status == "stopped" and "by force" in record.message and len(record.epochs) == 1
+    assert record.final["test_acc"] == record.epochs[0]["test_acc"]
+    assert load_model(record) is not None  # the weights of epoch 1's end
+
+
 def test_clear_caches_keeps_the_running_job(monkeypatch, tiny_data_root, store_root):
     import streamlit as st
 
@@ -134,3 +177,21 @@ def test_clear_caches_keeps_the_running_job(monkeypatch, tiny_data_root, store_r
     assert ui.job_manager().job is job and job.running
     job.stop()
     assert job.join(30)
+
+
+def test_an_error_in_the_follower_fails_the_job_and_stops_the_trainer(manager, monkeypatch):
+    apply = TrainingJob._apply
+
+    def broken(self, kind, payload):
+        if kind == "epoch":
+            raise RuntimeError("follower broke")
+        apply(self, kind, payload)
+
+    monkeypatch.setattr(TrainingJob, "_apply", broken)
+    job = manager.start(SLOW)
+    assert job.join(30)  # never "running" forever
+    snap = job.snapshot()
+    assert snap.status == "failed" and "follower broke" in snap.message
+    assert not job._process.is_alive()  # asked to stop, it stopped
+    (record,) = manager.store.list().runs
+    assert record.status == "stopped" and record.epochs
