@@ -10,18 +10,23 @@ The child writes the run store itself (the same RunRecorder as the CLI) and send
 model, over a queue. The follower thread never touches the UI: it keeps a snapshot that pages poll. One job
 runs at a time per server (JobManager); a second start gets JobBusyError carrying who is training.
 
-A Stop that the trainer does not obey within STOP_GRACE_S (stuck before its first batch, say in a download) ends
-its process by force.
+The trainer outlives its server (a kill -9, a crash): it finishes and records its run. So that a restarted
+server can show it and stop it, the child also keeps a progress file in its run folder and obeys a stop-request
+file there; a new JobManager adopts a live run that has one (AdoptedJob). A Stop that the trainer does not obey
+within STOP_GRACE_S (stuck before its first batch, say in a download) ends its process by force.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +34,18 @@ from digitlab.config import TrainConfig
 from digitlab.data import data_root as resolve_data_root
 from digitlab.pause import pause_point
 from digitlab.recorder import BatchTrace, epoch_record
-from digitlab.store import RunError, RunStore
+from digitlab.store import RunError, RunRecord, RunStore
 
 RATE_WINDOW = 30  # batches over which images/s is measured: recent speed, not the average since the start
 SEND_EVERY_S = 0.1  # the child sends batch events in bundles: one queue message per batch costs more than a step
 TRACE_PUBLISH_S = 0.25  # downsampling the loss trace costs O(points): publish it a few times a second
-POLL_S = 0.5  # how often the follower looks at the clock while no message comes
+PROGRESS_EVERY_S = 0.5  # the child rewrites its progress file this often (downsampling + JSON: ~1% of a core)
+STOP_CHECK_S = 0.1  # the child looks for a stop-request file at most this often (the engine asks every batch)
+POLL_S = 0.5  # an adopted job reads the progress file this often
 STOP_GRACE_S = 10.0  # after a Stop the trainer ignores this long, its process is ended by force
 KILL_AFTER_S = 3.0  # after SIGTERM, SIGKILL if the process is still there
+PROGRESS_FILE = ".job.json"
+STOP_FILE = ".stop"
 _SPAWN = multiprocessing.get_context("spawn")  # never fork a process that already runs torch's thread pools
 
 
@@ -101,16 +110,49 @@ class _Rate:
         return self.value
 
 
-class _ChildReporter:
-    """The child's side of the job: engine events to the parent's queue, batches in bundles."""
+class _StopSignal:
+    """What the child's engine checks before every batch: the parent's event, or the stop-request file that a
+    server which adopted the run writes into the run folder."""
 
-    def __init__(self, events):
+    def __init__(self, event) -> None:
+        self._event = event
+        self._file: Path | None = None
+        self._checked_at = 0.0
+
+    def watch(self, path: Path) -> None:
+        self._file = path
+
+    def is_set(self) -> bool:
+        if self._event.is_set():
+            return True
+        if self._file is None or time.monotonic() - self._checked_at < STOP_CHECK_S:
+            return False
+        self._checked_at = time.monotonic()
+        if self._file.exists():
+            self._event.set()
+            return True
+        return False
+
+
+class _ChildReporter:
+    """The child's side of the job: engine events to the parent's queue (batches in bundles), and the same
+    progress, as JobSnapshot fields, to the run's progress file for a server that adopts the run later."""
+
+    def __init__(self, events, stop: _StopSignal, owner: str, started_at: float):
         self.events = events
+        self.stop = stop
+        self.parent_pid = os.getppid()
+        self.progress: dict[str, Any] = {"owner": owner, "started_at": started_at, "epochs": []}
         self.pending: list = []
+        self.rate = _Rate()
         self.sent_at = time.monotonic()
+        self.written_at = 0.0
+        self.path: Path | None = None
 
     def send(self, kind: str, payload: Any) -> None:
-        self.events.put((kind, payload))
+        # Once the server is gone nobody reads the queue: a restarted one reads the progress file instead.
+        if os.getppid() == self.parent_pid:
+            self.events.put((kind, payload))
 
     def __call__(self, recorder, event) -> None:
         from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart
@@ -121,27 +163,63 @@ class _ChildReporter:
                 return
         if self.pending:
             self.send("batches", list(self.pending))
+            last = self.pending[-1]
+            self.progress.update(epoch=last.epoch, batch=last.batch, samples_seen=last.samples_seen,
+                                 elapsed_s=last.elapsed_s, lr=last.lr, images_per_s=self.rate.add(self.pending),
+                                 message="")
             self.pending.clear()
             self.sent_at = time.monotonic()
         if isinstance(event, RunStart):
-            self.send("start", {"run_id": recorder.run_id, "device_name": event.device_name,
-                                "param_count": event.param_count, "batches_per_epoch": event.batches_per_epoch,
-                                "train_size": event.train_size})
+            start = {"run_id": recorder.run_id, "device_name": event.device_name, "param_count": event.param_count,
+                     "batches_per_epoch": event.batches_per_epoch, "train_size": event.train_size}
+            self.send("start", start)
+            self.progress.update(epoch=1, **start)
+            self.path = recorder.path
+            self.stop.watch(recorder.path / STOP_FILE)
         elif isinstance(event, EpochEnd):
             self.send("epoch", event)
-            pause_point("train.after_epoch")
+            self.progress["epochs"].append(epoch_record(event))
         elif isinstance(event, RunEnd):
             self.send("message", event.message)
+        if self.path is not None and (not isinstance(event, BatchEnd)
+                                      or time.monotonic() - self.written_at >= PROGRESS_EVERY_S):
+            self.progress["batches"] = recorder.trace.to_dict()
+            _write_progress(self.path, self.progress)
+            self.written_at = time.monotonic()
+        if isinstance(event, EpochEnd):
+            pause_point("train.after_epoch")
+
+    def clean_up(self) -> None:
+        if self.path is not None:
+            for name in (PROGRESS_FILE, STOP_FILE):
+                (self.path / name).unlink(missing_ok=True)
 
 
-def _train_in_child(config_json: str, store_root: str, data_root: str, events, stop) -> None:
+def _write_progress(run_path: Path, progress: dict[str, Any]) -> None:
+    """Atomic (a reader sees the old file or the new one) but not synced: it only matters while the run lives."""
+    tmp = run_path / f"{PROGRESS_FILE}.tmp"
+    tmp.write_text(json.dumps(progress))
+    os.replace(tmp, run_path / PROGRESS_FILE)
+
+
+def _read_progress(run_path: Path) -> dict[str, Any] | None:
+    try:
+        progress = json.loads((run_path / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return progress if isinstance(progress, dict) else None
+
+
+def _train_in_child(config_json: str, store_root: str, data_root: str, owner: str, started_at: float, events,
+                    stop_event) -> None:
     """The child process: train, record the run, and report to the parent. Messages are (kind, payload)."""
     from digitlab.data import load_mnist
     from digitlab.engine import train
     from digitlab.recorder import record_training
 
     config = TrainConfig.from_json(config_json)
-    reporter = _ChildReporter(events)
+    stop = _StopSignal(stop_event)
+    reporter = _ChildReporter(events, stop, owner, started_at)
     try:
         pause_point("train.before_data")
         data = load_mnist(data_root)
@@ -150,6 +228,8 @@ def _train_in_child(config_json: str, store_root: str, data_root: str, events, s
         reporter.send("finished", {"status": record.status, "message": record.message, "final": record.final})
     except Exception as err:  # the run store already marked the run failed, if it had begun
         reporter.send("finished", {"status": "failed", "message": f"Training failed: {type(err).__name__}: {err}"})
+    finally:
+        reporter.clean_up()
 
 
 def _ended_unexpectedly(exit_code: int | None) -> str:
@@ -158,8 +238,8 @@ def _ended_unexpectedly(exit_code: int | None) -> str:
 
 
 class _Job:
-    """A job's snapshot, Stop with its grace period, and a follower thread that turns any error of its own into a
-    failed job."""
+    """What TrainingJob and AdoptedJob share: the snapshot, Stop with its grace period, and a follower thread that
+    turns any error of its own into a failed job."""
 
     def __init__(self, snapshot: JobSnapshot, store: RunStore, stop_grace_s: float):
         self.store = store
@@ -249,7 +329,8 @@ class _Job:
 class TrainingJob(_Job):
     def __init__(self, config: TrainConfig, store: RunStore, data_root: str | Path | None = None, owner: str = "",
                  stop_grace_s: float = STOP_GRACE_S):
-        super().__init__(JobSnapshot(state="running", config=config, owner=owner, started_at=time.time(),
+        started_at = time.time()
+        super().__init__(JobSnapshot(state="running", config=config, owner=owner, started_at=started_at,
                                      message="Loading MNIST..."), store, stop_grace_s)
         self._stop = _SPAWN.Event()
         self._events = _SPAWN.Queue()
@@ -259,8 +340,8 @@ class TrainingJob(_Job):
         # Paths are resolved here, so the child reads the same folders whatever its environment.
         self._process = _SPAWN.Process(
             target=_train_in_child, name="digitlab-training", daemon=True,
-            args=(config.to_json(), str(store.root.resolve()), str(resolve_data_root(data_root).resolve()),
-                  self._events, self._stop),
+            args=(config.to_json(), str(store.root.resolve()), str(resolve_data_root(data_root).resolve()), owner,
+                  started_at, self._events, self._stop),
         )
 
     def start(self) -> TrainingJob:
@@ -323,6 +404,100 @@ class TrainingJob(_Job):
             self._update(message=payload)
 
 
+_PROGRESS_FIELDS = {f.name for f in fields(JobSnapshot)} - {"state", "config", "version", "epochs"}
+
+
+class AdoptedJob(_Job):
+    """A live trainer that an earlier server of this store started (that server was killed or restarted): followed
+    through its run folder, the progress file and the run's lock, and stopped through its stop-request file."""
+
+    def __init__(self, record: RunRecord, progress: dict[str, Any], store: RunStore,
+                 stop_grace_s: float = STOP_GRACE_S):
+        snapshot = JobSnapshot(state="running", config=record.config, owner="", started_at=time.time(),
+                               run_id=record.id)
+        super().__init__(snapshot, store, stop_grace_s)
+        self._path = record.path
+        self._pid = record.data.get("pid")
+        self._progress: dict[str, Any] | None = None
+        self._apply(progress)
+
+    def start(self) -> AdoptedJob:
+        self._follower.start()
+        return self
+
+    def _apply(self, progress: dict[str, Any]) -> None:
+        if progress == self._progress:
+            return
+        self._progress = progress
+        changes = {k: v for k, v in progress.items() if k in _PROGRESS_FIELDS}
+        self._update(**changes, epochs=tuple(progress.get("epochs", ())))
+
+    def _request_stop(self) -> None:
+        (self._path / STOP_FILE).touch()
+
+    def _trainer_alive(self) -> bool:
+        """The run is still being trained: its trainer holds the run's lock (so its pid is still that trainer's)."""
+        try:
+            return self.store.read(self._path.name).status == "running"
+        except RunError:
+            return False
+
+    def _end_trainer(self) -> None:
+        if not isinstance(self._pid, int):
+            return
+        for sig, wait_s in ((signal.SIGTERM, KILL_AFTER_S), (signal.SIGKILL, KILL_AFTER_S)):
+            if not self._trainer_alive():  # checked right before each signal: a reused pid is never hit
+                return
+            try:
+                os.kill(self._pid, sig)
+            except OSError:
+                return
+            deadline = time.monotonic() + wait_s
+            while self._trainer_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _follow_trainer(self) -> None:
+        while True:
+            if self._overdue() and self._trainer_alive():
+                self._update(state="finished", **self._end_by_force())
+                return
+            try:
+                record = self.store.read(self._path.name)
+            except RunError as err:  # deleted or damaged under us
+                self._update(state="finished", status="failed", message=f"The run cannot be read any more: {err}")
+                return
+            if record.status != "running":
+                status, message = record.status, record.message
+                if status == "interrupted":
+                    status, message = "failed", _ended_unexpectedly(None)
+                self._update(state="finished", status=status, message=message, final=record.final,
+                             epochs=tuple(record.epochs), batches=record.batches)
+                return
+            progress = _read_progress(self._path)
+            if progress is not None:
+                self._apply(progress)
+            time.sleep(POLL_S)
+
+
+def _live_dashboard_run(store: RunStore) -> tuple[RunRecord, dict[str, Any]] | None:
+    """The newest run of ``store`` that a dashboard's trainer is still training (a CLI run has no progress file)."""
+    if not store.root.is_dir():
+        return None
+    found = []
+    for progress_file in store.root.glob(f"*/{PROGRESS_FILE}"):
+        try:
+            record = store.read(progress_file.parent.name)
+        except RunError:
+            continue
+        progress = _read_progress(record.path)
+        if record.status == "running" and progress is not None:
+            found.append((record.data.get("created_at", ""), record, progress))
+    if not found:
+        return None
+    _, record, progress = max(found, key=lambda item: item[0])
+    return record, progress
+
+
 class JobBusyError(RuntimeError):
     def __init__(self, snapshot: JobSnapshot):
         super().__init__(f"a {snapshot.config.model} run is already training ({snapshot.progress:.0%} done)")
@@ -330,14 +505,21 @@ class JobBusyError(RuntimeError):
 
 
 class JobManager:
-    """At most one training job per server: a shared GPU or a 2-core CPU runs one training well, not two."""
+    """At most one training job per server: a shared GPU or a 2-core CPU runs one training well, not two.
+
+    On construction it adopts the run a dashboard trainer is still training in the store, if any (its server was
+    killed or restarted), so that it shows as the running job and can be stopped.
+    """
 
     def __init__(self, store: RunStore, data_root: str | Path | None = None, stop_grace_s: float = STOP_GRACE_S):
         self.store = store
         self.data_root = data_root
         self.stop_grace_s = stop_grace_s
         self._lock = threading.Lock()
-        self._job: TrainingJob | None = None
+        self._job: _Job | None = None
+        live = _live_dashboard_run(store)
+        if live is not None:
+            self._job = AdoptedJob(*live, store, stop_grace_s).start()
 
     def start(self, config: TrainConfig, owner: str = "") -> TrainingJob:
         errors = config.validate()
@@ -360,7 +542,7 @@ class JobManager:
             return _managers[key]
 
     @property
-    def job(self) -> TrainingJob | None:
+    def job(self) -> TrainingJob | AdoptedJob | None:
         """The running job, or the last one to finish."""
         return self._job
 
