@@ -160,6 +160,8 @@ def live_view() -> None:
             bar, stop = st.columns([4, 1], vertical_alignment="bottom")
             text = (f"Epoch {snap.epoch}/{snap.config.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
                     f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
+            if snap.stop_requested:
+                text = f"Stopping... (ended by force if it has not stopped {job.stop_grace_s:g} s after the request)"
             bar.progress(snap.progress, text=snap.message or text)
             if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested,
                            width="stretch"):
@@ -184,7 +186,8 @@ def live_view() -> None:
             if snap.status in ("diverged", "failed"):
                 st.error(snap.message)
             elif snap.status == "stopped":
-                st.info(f"{snap.message} The run is kept with every epoch finished before the stop.")
+                kept = " The run is kept with every epoch finished before the stop." if snap.epochs else ""
+                st.info(snap.message + kept)
             if snap.run_id:
                 links = st.columns(3)
                 links[0].page_link("pages/compare.py", label="Compare runs →")

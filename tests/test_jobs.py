@@ -1,13 +1,18 @@
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from digitlab.config import TrainConfig
-from digitlab.dashboard.jobs import JobBusyError, JobManager
-from digitlab.store import RunStore
+from digitlab.dashboard.jobs import AdoptedJob, JobBusyError, JobManager, TrainingJob
+from digitlab.recorder import RunRecorder
+from digitlab.store import RunStore, load_model
+from tests.conftest import REPO
+from tests.pausing import pause_env, wait_reached
 
 QUICK = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=50, epochs=2)
 SLOW = QUICK.replace(batch_size=4, epochs=200)  # thousands of batches: stops well before the end
@@ -120,3 +125,147 @@ def test_a_killed_training_process_becomes_a_failed_job_and_an_interrupted_run(m
     assert snap.status == "failed" and "ended unexpectedly" in snap.message
     record = manager.store.read(snap.run_id)
     assert record.status == "interrupted" and len(record.epochs) >= 1
+
+
+def pause_here(monkeypatch, folder, *points) -> None:
+    """Make the children started from now on stop at ``points`` (a spawned child copies os.environ at start)."""
+    for name, value in pause_env(folder, *points).items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
+
+
+def test_stop_ends_a_trainer_stuck_before_its_data_by_force(monkeypatch, tmp_path, tiny_data_root, store_root):
+    """Stuck before its first batch (in an MNIST download, say), the trainer never sees the stop event: after the
+    grace period its process is ended, and no run is left."""
+    pause_here(monkeypatch, tmp_path / "pause", "train.before_data")
+    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.start(QUICK)
+    wait_reached(tmp_path / "pause", "train.before_data")
+    pressed = time.perf_counter()
+    job.stop()
+    assert job.join(15)
+    assert 1.0 <= time.perf_counter() - pressed < 10
+    snap = job.snapshot()
+    assert snap.state == "finished" and snap.status == "stopped" and snap.stop_requested
+    assert "by force" in snap.message and "grace period" in snap.message
+    assert not job._process.is_alive()
+    assert manager.store.list().runs == []
+
+
+def test_a_stop_the_trainer_ignores_ends_it_by_force_and_keeps_its_finished_epochs(
+        monkeypatch, tmp_path, tiny_data_root, store_root):
+    pause_here(monkeypatch, tmp_path / "pause", "train.after_epoch")
+    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.start(SLOW)
+    wait_reached(tmp_path / "pause", "train.after_epoch")  # epoch 1 is written; the trainer hangs after it
+    job.stop()
+    assert job.join(15)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and "by force" in snap.message and len(snap.epochs) == 1
+    assert snap.final["epochs_done"] == 1
+    record = manager.store.read(snap.run_id)
+    assert record.status == "stopped" and "by force" in record.message and len(record.epochs) == 1
+    assert record.final["test_acc"] == record.epochs[0]["test_acc"]
+    assert load_model(record) is not None  # the weights of epoch 1's end
+
+
+def test_clear_caches_keeps_the_running_job(monkeypatch, tiny_data_root, store_root):
+    import streamlit as st
+
+    from digitlab.dashboard import ui
+
+    monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
+    monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
+    job = ui.job_manager().start(SLOW)
+    st.cache_resource.clear()  # the menu's "Clear caches"
+    assert ui.job_manager().job is job and job.running
+    job.stop()
+    assert job.join(30)
+
+
+def test_an_error_in_the_follower_fails_the_job_and_stops_the_trainer(manager, monkeypatch):
+    apply = TrainingJob._apply
+
+    def broken(self, kind, payload):
+        if kind == "epoch":
+            raise RuntimeError("follower broke")
+        apply(self, kind, payload)
+
+    monkeypatch.setattr(TrainingJob, "_apply", broken)
+    job = manager.start(SLOW)
+    assert job.join(30)  # never "running" forever
+    snap = job.snapshot()
+    assert snap.status == "failed" and "follower broke" in snap.message
+    assert not job._process.is_alive()  # asked to stop, it stopped
+    (record,) = manager.store.list().runs
+    assert record.status == "stopped" and record.epochs
+
+
+ORPHAN_SCRIPT = """
+import sys, time
+from digitlab.dashboard.jobs import JobManager
+from digitlab.store import RunStore
+from tests.test_jobs import SLOW
+job = JobManager(RunStore(sys.argv[1]), sys.argv[2]).start(SLOW.replace(epochs=1000), owner="tab-1")
+while not job.snapshot().epochs:
+    time.sleep(0.02)
+print(job.snapshot().run_id, flush=True)
+time.sleep(300)
+"""
+
+
+def orphan_a_trainer(store_root, data_root, env=None) -> str:
+    """Start a trainer through a JobManager in another process, then kill that process (a server's kill -9) once
+    an epoch has finished: the trainer goes on alone. Its run id."""
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(store_root), str(data_root)], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    assert run_id, "the first server did not start a run"
+    return run_id
+
+
+def test_a_new_manager_adopts_a_trainer_whose_server_was_killed_and_stops_it(tiny_data_root, store_root):
+    run_id = orphan_a_trainer(store_root, tiny_data_root)
+    manager = JobManager(RunStore(store_root), tiny_data_root)
+    job = manager.job
+    assert isinstance(job, AdoptedJob) and job.running
+    first = job.snapshot()
+    assert first.run_id == run_id and first.owner == "tab-1" and first.config.epochs == 1000
+    wait_for(lambda: job.snapshot().samples_seen > first.samples_seen + 300, 30)  # still training, and seen
+    second = job.snapshot()
+    assert len(second.epochs) > len(first.epochs) and second.images_per_s > 0 and second.batches["loss"]
+    with pytest.raises(JobBusyError):
+        manager.start(QUICK)
+    job.stop()
+    assert job.join(10)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and "Stopped by request" in snap.message
+    record = manager.store.read(run_id)
+    assert record.status == "stopped" and len(record.epochs) >= len(second.epochs) and record.has_weights
+    assert JobManager(manager.store).job is None  # nothing left to adopt
+
+
+def test_an_adopted_trainer_that_ignores_stop_is_ended_by_force(tmp_path, tiny_data_root, store_root):
+    env = pause_env(tmp_path / "pause", "train.after_epoch")
+    run_id = orphan_a_trainer(store_root, tiny_data_root, env)
+    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.job
+    assert job.snapshot().run_id == run_id
+    job.stop()
+    assert job.join(15)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and "by force" in snap.message and len(snap.epochs) == 1
+    record = manager.store.read(run_id)
+    assert record.status == "stopped" and len(record.epochs) == 1 and record.has_weights
+
+
+def test_a_cli_run_in_the_same_store_is_not_adopted(store_root):
+    recorder = RunRecorder(RunStore(store_root), QUICK)  # training, lock held, as `python -m digitlab train`
+    assert RunStore(store_root).read(recorder.run_id).status == "running"
+    assert JobManager(RunStore(store_root)).job is None
+    recorder.fail(RuntimeError("the test is over"))

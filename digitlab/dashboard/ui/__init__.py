@@ -56,10 +56,9 @@ def list_runs() -> Listing:
     return store().list()
 
 
-@st.cache_resource(show_spinner=False)
 def job_manager() -> JobManager:
-    """One per server: every tab sees the same training job."""
-    return JobManager(store())
+    """One per server and store: every tab sees the same training job, and "Clear caches" keeps it."""
+    return JobManager.for_store(store())
 
 
 @st.cache_resource(show_spinner="Loading MNIST...")
