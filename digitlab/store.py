@@ -370,28 +370,6 @@ class RunStore:
                                              "finished_at": now, "updated_at": now, "final": final})
         return self.read(run_id)
 
-    # Minimal stand-in from the jobs branch; main's RunStore.mark_stopped replaces this block in the merge.
-    def mark_stopped(self, run_id: str, message: str) -> RunRecord:
-        """Mark a run whose trainer was ended by force as stopped, keeping the epochs it finished."""
-        path = self.path_for(run_id)
-        with open(path / LOCK_FILE, "a+") as lock:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise RunError(f"run {run_id} is still being trained") from None
-            data = json.loads((path / RUN_FILE).read_text())
-            if data.get("status") in ("running", "interrupted"):
-                epochs = data.get("epochs") or []
-                final = {}
-                if epochs:
-                    last = epochs[-1]
-                    final = {"test_acc": last["test_acc"], "test_loss": last["test_loss"],
-                             "train_s": last["elapsed_s"], "epochs_done": last["epoch"]}
-                data.update(status="stopped", message=message, finished_at=_now(), updated_at=_now(), final=final)
-                write_json(path / RUN_FILE, data)
-        return self.read(run_id)
-
 
 def load_model(record: RunRecord) -> nn.Module:
     """The run's model with its weights, in eval mode on the CPU."""

@@ -154,7 +154,7 @@ def live_view() -> None:
     mine = snap.owner == ui.session_id()
     st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {title}")
     st.caption(f"`{snap.run_id or '…'}` · {snap.config.model} · {snap.param_count:,} parameters · "
-               f"{snap.device_name or '…'}" + ("" if mine else " · started in another tab"))
+               f"{snap.device_name or '…'} · {snap.precision or '…'}" + ("" if mine else " · started in another tab"))
     with st.container():  # running or finished: the charts below keep their place, and are not remounted
         if snap.running:
             bar, stop = st.columns([4, 1], vertical_alignment="bottom")

@@ -38,6 +38,7 @@ def test_a_job_runs_to_completion_and_is_stored(manager):
     snap = job.snapshot()
     assert snap.state == "finished" and snap.status == "completed" and snap.owner == "tab-1"
     assert len(snap.epochs) == 2 and snap.final["test_acc"] > 0 and snap.progress == 1.0
+    assert snap.precision in ("fp32", "bf16") and snap.precision == manager.store.read(snap.run_id).data["precision"]
     assert len(snap.batches["loss"]) == 12  # 2 epochs x ceil(300 / 50)
     record = manager.store.read(snap.run_id)
     assert record.status == "completed" and record.final == snap.final

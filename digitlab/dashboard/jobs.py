@@ -62,6 +62,7 @@ class JobSnapshot:
     message: str = ""
     stop_requested: bool = False
     device_name: str = ""
+    precision: str = ""  # resolved: fp32, bf16 or fp16
     param_count: int = 0
     epoch: int = 0
     batch: int = 0
@@ -170,8 +171,9 @@ class _ChildReporter:
             self.pending.clear()
             self.sent_at = time.monotonic()
         if isinstance(event, RunStart):
-            start = {"run_id": recorder.run_id, "device_name": event.device_name, "param_count": event.param_count,
-                     "batches_per_epoch": event.batches_per_epoch, "train_size": event.train_size}
+            start = {"run_id": recorder.run_id, "device_name": event.device_name, "precision": event.precision,
+                     "param_count": event.param_count, "batches_per_epoch": event.batches_per_epoch,
+                     "train_size": event.train_size}
             self.send("start", start)
             self.progress.update(epoch=1, **start)
             self.path = recorder.path
@@ -303,7 +305,7 @@ class _Job:
         run_id = self.snapshot().run_id
         try:
             record = self.store.read(run_id) if run_id else None
-            if record is not None and record.status in ("running", "interrupted") and record.epochs:
+            if record is not None and record.status in ("running", "interrupted"):
                 record = self.store.mark_stopped(run_id, message)
         except RunError:
             record = None
