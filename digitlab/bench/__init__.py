@@ -1,8 +1,9 @@
 """`python -m digitlab bench`: the speed figures the project promises, measured and printed in one run.
 
-1. seconds per epoch of the seed-cnn preset: digitlab's engine against a plain torchvision DataLoader loop
-   (ToTensor + Normalize, seed 000's own network, Adadelta, batch 512), run in a fresh process so that none of
-   digitlab's CPU settings (flush-denormal, threads) leak into it;
+1. seconds per epoch of the seed-cnn preset: digitlab's engine in fp32 and in the fastest precision this device
+   has (bf16 where the CPU or card runs it natively), each against the same plain torchvision DataLoader loop
+   (ToTensor + Normalize, seed 000's own network, Adadelta, batch 512, fp32), run in a fresh process so that
+   none of digitlab's CPU settings (flush-denormal, threads) leak into it;
 2. seconds the fast preset needs to reach 99.0% test accuracy;
 3. milliseconds from a 280x280 canvas (as the PNG the component sends) to the predictions of every shipped
    model (p50, p95).
@@ -24,16 +25,17 @@ from PIL import Image
 
 from digitlab.config import preset
 from digitlab.data import MNIST_MEAN, MNIST_STD, data_root, load_mnist
+from digitlab.device import auto_precision, pick_device
 from digitlab.engine import BatchEnd, EpochEnd, train
-from digitlab.store import RunStore, load_model
 from digitlab.bench.strokes import render_digit
+from digitlab.store import RunStore, load_model
 
 FAST_TARGET = 0.99
 CANVAS_REPEATS = 200
 
 
-def engine_epoch_seconds(root) -> float:
-    config = preset("seed-cnn").replace(epochs=1)
+def engine_epoch_seconds(root, precision: str) -> float:
+    config = preset("seed-cnn").replace(epochs=1, precision=precision)
     last_batch = None
     for event in train(config, load_mnist(root)):
         if isinstance(event, BatchEnd):
@@ -128,14 +130,18 @@ def run_bench(root, store: RunStore, dataloader_epoch: bool = True) -> None:
     load_mnist(root)  # reading the files once is not part of any figure
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
 
-    engine_s = engine_epoch_seconds(root)
-    print(f"seed-cnn epoch, digitlab engine:   {engine_s:6.2f} s", flush=True)
+    device = pick_device("auto")
+    fastest = auto_precision(device)
+    engine_s = {precision: engine_epoch_seconds(root, precision) for precision in dict.fromkeys(("fp32", fastest))}
+    for precision, seconds in engine_s.items():
+        print(f"seed-cnn epoch, engine, {precision}:     {seconds:6.2f} s", flush=True)
     if dataloader_epoch:
         out = subprocess.run([sys.executable, "-m", "digitlab.bench", "dataloader-epoch", root], check=True,
                              capture_output=True, text=True).stdout
         loader_s = json.loads(out.strip().splitlines()[-1])["seconds"]
-        print(f"seed-cnn epoch, DataLoader loop:   {loader_s:6.2f} s", flush=True)
-        print(f"seed-cnn epoch speed-up:           {loader_s / engine_s:6.1f}x", flush=True)
+        print(f"seed-cnn epoch, DataLoader loop:   {loader_s:6.2f} s (fp32)", flush=True)
+        for precision, seconds in engine_s.items():
+            print(f"seed-cnn epoch speed-up, {precision}:    {loader_s / seconds:6.1f}x", flush=True)
 
     reached, acc = fast_seconds_to_target(root)
     if reached is None:
