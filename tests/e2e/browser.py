@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from digitlab.bench.strokes import stroke_points
 from tests.conftest import REPO, SHIPPED
 
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -145,3 +146,33 @@ class Tab:
     def click_button(self, name: str) -> None:
         self.page.get_by_role("button", name=name, exact=True).click()
         self.wait_for_rerun()
+
+
+CANVAS = "canvas"
+
+
+def canvas_box(tab):
+    """The drawing canvas's box on screen, once the component has mounted it (inside a shadow root, which
+    Playwright's locators pierce and document.querySelector does not)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for handle in tab.page.locator(CANVAS).all():
+            box = handle.bounding_box()
+            if box and abs(box["width"] - 280) < 2 and abs(box["height"] - 280) < 2:
+                return box
+        time.sleep(0.2)
+    raise AssertionError("no 280x280 canvas on the Draw page")
+
+
+def draw(tab, digit: int, box=(85, 45, 195, 235)) -> None:
+    """Trace the digit's strokes with the mouse, lifting it between strokes, then wait for the predictions."""
+    origin = canvas_box(tab)
+    tab.wait_for_idle()  # draw on a settled page, as a person would
+    for stroke in stroke_points(digit, box):
+        tab.page.mouse.move(origin["x"] + stroke[0][0], origin["y"] + stroke[0][1])
+        tab.page.mouse.down()
+        for x, y in stroke[1:]:
+            tab.page.mouse.move(origin["x"] + x, origin["y"] + y, steps=5)
+        tab.page.mouse.up()
+    tab.page.wait_for_selector("[data-testid='draw-prediction']", timeout=30000)
+    tab.wait_for_rerun()

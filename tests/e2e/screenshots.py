@@ -1,0 +1,94 @@
+"""The README's screenshots, made again whenever the pages change:
+
+    DIGITLAB_DATA=../shared/data python -m tests.e2e.screenshots [--out .github/screenshots]
+
+It serves the app over a temporary copy of the shipped checkpoints, and in the light and the dark theme takes:
+Train mid-run (the fast preset), Compare (that run beside the shipped ones), Errors and Draw (a 7 drawn with the
+mouse). Needs Chromium and the real MNIST, as the browser tests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from digitlab.data import data_root
+from tests.conftest import REPO, real_data_root
+from tests.e2e.browser import LAUNCH_ARGS, Tab, copy_shipped, draw, find_chromium, serve_app
+
+VIEWPORT = {"width": 1400, "height": 1200}
+
+
+def settle(tab: Tab, seconds: float = 1.5) -> None:
+    """Let charts finish drawing after the script run has ended."""
+    tab.wait_for_idle()
+    time.sleep(seconds)
+
+
+def shoot(tab: Tab, out: Path, page: str, theme: str) -> Path:
+    """A screenshot of the page from its top, the mouse out of the way (no hover toolbars)."""
+    tab.page.mouse.move(2, 2)
+    tab.page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")
+    time.sleep(0.3)
+    path = out / f"{page}-{theme}.png"
+    tab.page.screenshot(path=str(path))
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)
+    return path
+
+
+def train_mid_run(tab: Tab, seed: int) -> None:
+    tab.open("train")
+    tab.enter_text("train.seed", str(seed))
+    tab.enter_text("train.name", f"fast, seed {seed}")
+    tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
+    tab.page.get_by_role("button", name="Stop").wait_for(timeout=30000)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # a third of the way: curves with some length, the progress bar half full
+        text = tab.page.locator("[data-testid='stProgress']").inner_text() if tab.page.locator(
+            "[data-testid='stProgress']").count() else ""
+        lengths = tab.trace_lengths("train.charts", "batch_loss") or [0]
+        if lengths[0] >= 40 and "batch" in text:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("training did not get going within 60 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / ".github" / "screenshots")
+    args = parser.parse_args()
+    chromium = find_chromium()
+    if chromium is None or real_data_root() is None:
+        raise SystemExit(f"needs Chromium and the real MNIST in {data_root()} (set DIGITLAB_DATA)")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        store = copy_shipped(Path(tmp) / "checkpoints")
+        with serve_app(store, real_data_root(), Path(tmp) / "server.log") as url:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=LAUNCH_ARGS)
+            for seed, theme in enumerate(("light", "dark")):
+                context = browser.new_context(viewport=VIEWPORT, color_scheme=theme)
+                tab = Tab(context.new_page(), url)
+                train_mid_run(tab, seed)
+                shoot(tab, args.out, "train", theme)
+                tab.page.wait_for_selector("text=Test accuracy", timeout=120000)  # let it finish, for Compare
+                for page, ready in (("compare", "[data-testid='stTable']"),
+                                    ("errors", "text=test images misclassified")):
+                    tab.open(page)
+                    tab.page.wait_for_selector(ready, timeout=60000)
+                    settle(tab)
+                    shoot(tab, args.out, page, theme)
+                tab.open("draw")
+                draw(tab, 7)
+                settle(tab)
+                shoot(tab, args.out, "draw", theme)
+                context.close()
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()
