@@ -270,3 +270,18 @@ def test_a_cli_run_in_the_same_store_is_not_adopted(store_root):
     assert RunStore(store_root).read(recorder.run_id).status == "running"
     assert JobManager(RunStore(store_root)).job is None
     recorder.fail(RuntimeError("the test is over"))
+
+
+def test_read_only_mode_refuses_to_start_or_stop_a_job(manager, monkeypatch):
+    from digitlab.dashboard.access import ReadOnlyError
+
+    job = manager.start(SLOW)
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    with pytest.raises(ReadOnlyError, match="Training is turned off"):
+        manager.start(QUICK)
+    with pytest.raises(ReadOnlyError, match="Stopping a run is turned off"):
+        job.stop()
+    assert job.running and not job.snapshot().stop_requested
+    monkeypatch.delenv("DIGITLAB_READ_ONLY")
+    job.stop()
+    assert job.join(30) and job.snapshot().status == "stopped"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.config import TrainConfig
+from digitlab.dashboard.access import require_writable
 from digitlab.data import data_root as resolve_data_root
 from digitlab.pause import pause_point
 from digitlab.recorder import BatchTrace, epoch_record
@@ -254,7 +255,8 @@ class _Job:
 
     def stop(self) -> None:
         """Ask the trainer to stop before its next batch; the run is kept with status stopped. A trainer that has
-        not ended STOP_GRACE_S later is ended by force."""
+        not ended STOP_GRACE_S later is ended by force. Refused in read-only mode."""
+        require_writable("Stopping a run")
         with self._lock:
             if self._stop_at is None:
                 self._stop_at = time.monotonic()
@@ -524,6 +526,7 @@ class JobManager:
             self._job = AdoptedJob(*live, store, stop_grace_s).start()
 
     def start(self, config: TrainConfig, owner: str = "") -> TrainingJob:
+        require_writable("Training")
         errors = config.validate()
         if errors:
             raise ValueError("; ".join(errors.values()))
