@@ -7,6 +7,7 @@ from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.consensus import agreement, guess_drawing
 from digitlab.dashboard.images import normalized_png
+from digitlab.dashboard.text import markdown_literal, shorten
 
 ui.use_app_navigation()
 CANVAS_SIZE = 280
@@ -65,7 +66,8 @@ with result_col:
         big, words = st.columns([1, 3], vertical_alignment="center")
         big.markdown(f"<div style='font-size:5.5rem;font-weight:700;line-height:1;text-align:center' "
                      f"data-testid='draw-prediction'>{lead.digit}</div>", unsafe_allow_html=True)
-        words.markdown(f"**{lead.model}** is {lead.confidence:.0%} sure it is a **{lead.digit}**.")
+        words.markdown(f"**{markdown_literal(shorten(lead.model))}** is {lead.confidence:.0%} sure it is a "
+                       f"**{lead.digit}**.")
         if agree:
             words.success(sentence)
         else:
@@ -75,7 +77,7 @@ with result_col:
         for start in range(0, len(guesses), per_row):
             for column, (run_id, guess) in zip(st.columns(per_row), list(zip(chosen, guesses))[start:start + per_row]):
                 column.plotly_chart(
-                    charts.probability_figure(guess.probs.tolist(), f"{guess.model}: {guess.digit} "
+                    charts.probability_figure(guess.probs.tolist(), f"{shorten(guess.model)}: {guess.digit} "
                                               f"({guess.confidence:.0%})", colour=colours[run_id]),
                     key=f"draw.bars.{run_id}", config={"displayModeBar": False},
                 )

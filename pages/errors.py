@@ -15,6 +15,7 @@ from digitlab.dashboard.mistakes import (
     page_of,
     top_k,
 )
+from digitlab.dashboard.text import markdown_literal, shorten
 
 ui.use_app_navigation()
 ANY = "any"
@@ -71,11 +72,12 @@ with class_col:
         other = by_id[other_id]
         other_preds = ui.predictions_for(other)
         overlap = compare_errors(preds, other_preds)
-        subsets = {
-            "all": f"All errors of {record.name} ({len(preds.misclassified)})",
+        first_name, other_name = markdown_literal(shorten(record.name)), markdown_literal(shorten(other.name))
+        subsets = {  # radio options render Markdown
+            "all": f"All errors of {first_name} ({len(preds.misclassified)})",
             "both": f"Both get wrong ({len(overlap.both)})",
-            "only_first": f"Only {record.name} gets wrong ({len(overlap.only_first)})",
-            "only_second": f"Only {other.name} gets wrong ({len(overlap.only_second)})",
+            "only_first": f"Only {first_name} gets wrong ({len(overlap.only_first)})",
+            "only_second": f"Only {other_name} gets wrong ({len(overlap.only_second)})",
         }
         subset = st.radio("Show", list(subsets), format_func=subsets.get, key="errors.subset")
         among = {"all": None, "both": overlap.both, "only_first": overlap.only_first,

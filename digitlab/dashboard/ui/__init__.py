@@ -15,6 +15,7 @@ import torch
 from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
 from digitlab.dashboard.jobs import JobManager
+from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.predict import RunPredictions, predict, run_predictions
 from digitlab.store import Listing, RunRecord, RunStore, load_model
 
@@ -106,8 +107,9 @@ def session_id() -> str:
 
 
 def run_label(record: RunRecord) -> str:
-    """Plain text, for selectors (which show no icons): name · accuracy · status unless completed."""
-    parts = [record.name]
+    """Plain text, for selectors (which show no icons and no Markdown): name (shortened) · accuracy · status unless
+    completed."""
+    parts = [shorten(record.name)]
     if record.test_acc is not None:
         parts.append(f"{record.test_acc:.2%}")
     if record.status != "completed":
@@ -129,7 +131,7 @@ def runs_for_page(usable_only: bool) -> tuple[Listing, list[RunRecord]]:
         with st.expander(f"{len(listing.unreadable)} unreadable run folder(s) skipped", icon=":material/warning:",
                          expanded=False):
             for path, reason in listing.unreadable:
-                st.warning(f"**{path.name}**: {reason}")
+                st.warning(f"**{markdown_literal(path.name)}**: {markdown_literal(reason)}")
     runs = [r for r in listing.runs if r.usable] if usable_only else listing.runs
     if not runs:
         st.info("No usable runs yet. Train one on the **Train** page, or restore the shipped checkpoints "
