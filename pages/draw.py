@@ -8,6 +8,7 @@ from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.consensus import agreement, guess_drawing
 from digitlab.dashboard.images import normalized_png
 from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.store import RunError
 
 ui.use_app_navigation()
 CANVAS_SIZE = 280
@@ -41,7 +42,13 @@ with canvas_col:
         return_image_data=True,
         key=f"draw.canvas.{st.session_state['draw.canvas_generation']}",  # a new key is a clean canvas
     )
-    models = {by_id[i].name: ui.model_for(by_id[i]) for i in chosen}
+    models, answering = {}, []  # answering: the ids of ``models``, in order
+    for run_id in chosen:
+        try:
+            models[by_id[run_id].name] = ui.model_for(by_id[run_id])
+            answering.append(run_id)
+        except RunError as err:  # its weights went bad since the listing: the others still guess
+            st.warning(f"Skipped **{markdown_literal(shorten(by_id[run_id].name))}**: {markdown_literal(str(err))}")
     rgba = canvas.image_data
     image, guesses, ms = guess_drawing(models, rgba) if rgba is not None else (None, [], 0.0)
     clear_col, seen_col = st.columns([1, 1], vertical_alignment="top")
@@ -58,7 +65,7 @@ with result_col:
     if image is None:
         st.info("Draw a digit on the black canvas, from 0 to 9. Every selected model guesses as soon as you "
                 "lift the mouse.")
-    elif not chosen:
+    elif not models:
         st.info("Pick at least one model above.")
     else:
         agree, sentence = agreement(guesses)
@@ -75,7 +82,8 @@ with result_col:
         words.caption(f"{len(guesses)} model(s) answered in {ms:.1f} ms, preprocessing included.")
         per_row = 2 if len(guesses) > 1 else 1
         for start in range(0, len(guesses), per_row):
-            for column, (run_id, guess) in zip(st.columns(per_row), list(zip(chosen, guesses))[start:start + per_row]):
+            row = list(zip(answering, guesses))[start:start + per_row]
+            for column, (run_id, guess) in zip(st.columns(per_row), row):
                 column.plotly_chart(
                     charts.probability_figure(guess.probs.tolist(), f"{shorten(guess.model)}: {guess.digit} "
                                               f"({guess.confidence:.0%})", colour=colours[run_id]),

@@ -16,6 +16,8 @@ from digitlab.dashboard.mistakes import (
     top_k,
 )
 from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.predict import RunPredictions
+from digitlab.store import RunError, RunRecord
 
 ui.use_app_navigation()
 ANY = "any"
@@ -39,7 +41,21 @@ others = [i for i in by_id if i != run_id]
 other_id = versus.selectbox("Compare with (optional)", [None, *others], key="errors.versus",
                             format_func=lambda i: "no second run" if i is None else ui.run_label(by_id[i]))
 record = by_id[run_id]
-preds = ui.predictions_for(record)
+
+
+def predictions_or_none(run: RunRecord) -> RunPredictions | None:
+    """Its predictions, or None with an error saying why: its weights may have gone bad since the listing."""
+    try:
+        return ui.predictions_for(run)
+    except RunError as err:
+        st.error(f"**{markdown_literal(shorten(run.name))}** cannot be shown: {markdown_literal(str(err))}. "
+                 "Pick another run above.")
+        return None
+
+
+preds = predictions_or_none(record)
+if preds is None:
+    st.stop()
 test_images = ui.mnist().test_images
 
 st.subheader(header_line(preds))
@@ -68,9 +84,8 @@ with class_col:
                     config={"displayModeBar": False})
     among = None
     shown_preds = preds
-    if other_id is not None:
+    if other_id is not None and (other_preds := predictions_or_none(by_id[other_id])) is not None:
         other = by_id[other_id]
-        other_preds = ui.predictions_for(other)
         overlap = compare_errors(preds, other_preds)
         first_name, other_name = markdown_literal(shorten(record.name)), markdown_literal(shorten(other.name))
         subsets = {  # radio options render Markdown

@@ -1,5 +1,5 @@
-"""Hostile but valid run records: names, messages and device names with Markdown, HTML or 5,000 characters render
-as plain text on every page."""
+"""Run records that are hostile, or whose weights go bad between listing and loading: every page renders, shows
+their text as plain text, and says which run it could not load."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from digitlab.config import TrainConfig
 from digitlab.dashboard.text import markdown_literal, plotly_literal, shorten
 from digitlab.engine import train
 from digitlab.recorder import record_training
-from digitlab.store import RUN_FILE, RunStore, write_json
+from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore, write_json
 from tests.test_app import app_env, assert_clean, open_app  # noqa: F401 (app_env is a fixture)
 
 TINY = TrainConfig(model="mlp", model_options={"hidden": [32]}, lr=0.01, batch_size=64, epochs=1, name="tiny valid")
@@ -145,3 +145,33 @@ def test_hostile_names_render_as_plain_text_on_every_page(app_env, hostile_store
     assert_clean(at)
     assert len(at.get("plotly_chart")) == len(ids) - 2
     assert leaks(at) == []
+
+
+@pytest.fixture
+def weights_go_bad_after_listing(monkeypatch, store_with_shipped):
+    """shipped-cnn's weights are cut short after the listing checked them: listing sees them whole (its check is
+    skipped), loading meets them cut."""
+    monkeypatch.setattr("digitlab.store.check_weights", lambda path, config: None)
+    weights_file = store_with_shipped / "shipped-cnn" / WEIGHTS_FILE
+    weights_file.write_bytes(weights_file.read_bytes()[:1000])
+    return store_with_shipped
+
+
+def test_errors_says_which_run_went_bad_and_lets_the_user_pick_another(app_env, weights_go_bad_after_listing):
+    app_env(weights_go_bad_after_listing)
+    at = open_app("pages/errors.py")
+    at.selectbox(key="errors.run").set_value("shipped-cnn").run()
+    assert_clean(at)
+    assert any("cnn \\(shipped\\)** cannot be shown" in e.value and "cannot be read" in e.value for e in at.error)
+    at.selectbox(key="errors.run").set_value("shipped-mlp").run()
+    assert_clean(at)
+    assert not at.error and at.subheader[0].value.endswith("% accuracy)")
+
+
+def test_draw_skips_a_model_whose_weights_went_bad_and_the_others_guess(app_env, weights_go_bad_after_listing,
+                                                                         canvas_with_a_four):
+    app_env(weights_go_bad_after_listing)
+    at = open_app("pages/draw.py")
+    assert_clean(at)
+    assert any(w.value.startswith("Skipped **cnn \\(shipped\\)**") for w in at.warning)
+    assert len(at.get("plotly_chart")) == 3  # mlp, lenet and resnet guess

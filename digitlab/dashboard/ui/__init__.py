@@ -17,7 +17,7 @@ from digitlab.device import describe, pick_device, prepare
 from digitlab.dashboard.jobs import JobManager
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.predict import RunPredictions, predict, run_predictions
-from digitlab.store import Listing, RunRecord, RunStore, load_model
+from digitlab.store import WEIGHTS_FILE, Listing, RunError, RunRecord, RunStore, load_model
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
@@ -75,7 +75,10 @@ def device_label() -> str:
 
 
 def _weights_stamp(record: RunRecord) -> float:
-    return record.weights_path.stat().st_mtime_ns
+    try:
+        return record.weights_path.stat().st_mtime_ns
+    except OSError as err:  # deleted since the listing: the loaders' callers handle RunError only
+        raise RunError(f"{WEIGHTS_FILE} cannot be read ({err.strerror})") from None
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -87,7 +90,8 @@ def _model(path: str, stamp: float) -> torch.nn.Module:
 
 
 def model_for(record: RunRecord) -> torch.nn.Module:
-    """The run's model, loaded once per server (and again only when its weights file changes)."""
+    """The run's model, loaded once per server (and again only when its weights file changes); RunError if its
+    weights went bad since the listing."""
     return _model(str(record.path), _weights_stamp(record))
 
 
