@@ -74,6 +74,8 @@ def _date(value: Any, status: str) -> str | None:
         parsed = dt.datetime.fromisoformat(value)
     except (TypeError, ValueError):
         parsed = None
+    # With a time zone: the runs table sorts dates, and aware and naive ones do not compare. Years near 1 or 9999
+    # overflow when shown in local time.
     if parsed is None or parsed.tzinfo is None or not 1970 <= parsed.year <= 9000:
         return f"must be an ISO 8601 date and time with a time zone, got {_shown(value)}"
     return None
@@ -114,10 +116,10 @@ FINAL_FIELDS: dict[str, Check] = {
     "test_acc": _ACC, "test_loss": _number(0, MAX_LOSS, non_finite_when=NON_FINITE_LOSS_STATUSES),
     "train_s": _SECONDS, "epochs_done": _number(0, 10**6, integer=True),
 }
-# What RunRecorder writes when it creates a run (config, epochs, batches, final: checked on their own below) ...
+# What RunRecorder writes when it creates a run (besides PARTS, below) ...
 REQUIRED: dict[str, Check] = {
-    "name": _text, "message": _text, "created_at": _date, "updated_at": _date, "finished_at": _optional_date,
-    "pid": _number(0, 2**31, integer=True), "host": _text, "versions": _versions,
+    "status": _status, "name": _text, "message": _text, "created_at": _date, "updated_at": _date,
+    "finished_at": _optional_date, "pid": _number(0, 2**31, integer=True), "host": _text, "versions": _versions,
 }
 # ... and what it adds at RunStart (a run that failed before lacks them) or shipping.
 OPTIONAL: dict[str, Check] = {
@@ -150,11 +152,7 @@ def _check_format(data: dict) -> list[str]:
 def _check_config(config: Any) -> list[str]:
     if not isinstance(config, dict):
         return [f"config must be an object, got {_shown(config)}"]
-    try:
-        problems = _config_errors(json.dumps(config, sort_keys=True))
-    except (TypeError, ValueError) as err:  # json.dumps: NaN is fine, 10**400 is not a problem either
-        return [f"config cannot be read: {err}"]
-    return list(problems)
+    return list(_config_errors(json.dumps(config, sort_keys=True)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -215,6 +213,15 @@ def _check_final(final: Any, status: str) -> list[str]:
     return _check_fields(final, FINAL_FIELDS, "final.", status, required=True)
 
 
+# The required parts with structure of their own: (value, status) -> problems.
+PARTS: dict[str, Callable[[Any, str], list[str]]] = {
+    "config": lambda config, status: _check_config(config),
+    "epochs": lambda epochs, status: _check_list_of(epochs, EPOCH_FIELDS, "epochs", status),
+    "batches": _check_batches,
+    "final": _check_final,
+}
+
+
 def check_record(data: Any) -> None:
     """Raise SchemaError unless ``data`` (a parsed run.json) is a record digitlab can show and use."""
     if not isinstance(data, dict):
@@ -222,14 +229,10 @@ def check_record(data: Any) -> None:
     problems = _check_format(data)
     if "format" not in data or not problems:  # another format's fields mean other things: say only that
         status = data.get("status")
-        problems += [f"status {problem}"] if (problem := _status(status, status)) else []
-        problems += ["config is missing"] if "config" not in data else _check_config(data["config"])
         problems += _check_fields(data, REQUIRED, "", status, required=True)
         problems += _check_fields(data, OPTIONAL, "", status, required=False)
-        problems += ["epochs is missing"] if "epochs" not in data else _check_list_of(data["epochs"], EPOCH_FIELDS,
-                                                                                       "epochs", status)
-        problems += ["batches is missing"] if "batches" not in data else _check_batches(data["batches"], status)
-        problems += ["final is missing"] if "final" not in data else _check_final(data["final"], status)
+        for key, check in PARTS.items():
+            problems += [f"{key} is missing"] if key not in data else check(data[key], status)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise SchemaError("run.json: " + "; ".join(problems[:3]) + more)

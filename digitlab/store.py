@@ -208,7 +208,7 @@ class RunStore:
             raise RunError(f"no {RUN_FILE}, so this is not a digitlab run (found: {found})")
         try:
             data = json.loads(run_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except ValueError as err:  # bad JSON or UTF-8, or an integer of over 4,300 digits (int_max_str_digits)
             raise RunError(f"{RUN_FILE} is not valid JSON ({err})") from None
         try:
             check_record(data)
