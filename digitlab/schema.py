@@ -229,10 +229,10 @@ def check_record(data: Any) -> None:
     problems = _check_format(data)
     if "format" not in data or not problems:  # another format's fields mean other things: say only that
         status = data.get("status")
-        problems += _check_fields(data, REQUIRED, "", status, required=True)
-        problems += _check_fields(data, OPTIONAL, "", status, required=False)
         for key, check in PARTS.items():
             problems += [f"{key} is missing"] if key not in data else check(data[key], status)
+        problems += _check_fields(data, REQUIRED, "", status, required=True)
+        problems += _check_fields(data, OPTIONAL, "", status, required=False)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise SchemaError("run.json: " + "; ".join(problems[:3]) + more)
