@@ -44,6 +44,7 @@ def canvas_with_a_four(monkeypatch):
 
 def test_the_literal_helpers():
     assert markdown_literal("**a** [b](c)\n<i> $x$ :red[y]") == r"\*\*a\*\* \[b\]\(c\) \<i\> \$x\$ \:red\[y\]"
+    assert markdown_literal("- a-b") == r"\- a-b" and markdown_literal("1. a.b") == r"1\. a.b"
     assert plotly_literal("<b>x</b> & <br>") == "&lt;b&gt;x&lt;/b&gt; &amp; &lt;br&gt;"
     assert shorten("x" * 100) == "x" * 79 + "…" and shorten("a\n  b") == "a b"
 

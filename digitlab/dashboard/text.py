@@ -7,8 +7,11 @@ import html
 import re
 
 NAME_LIMIT = 80  # a run name's length when shown (the store's own limit on rename); longer ones end in "…"
-# Characters with a meaning in Streamlit's Markdown: CommonMark's, HTML's, $ (math), : (icons, colours) and ~.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&])")
+# Characters with a meaning anywhere in a line of Streamlit's Markdown: CommonMark's inline ones, HTML's, $ (math),
+# : (icons, colours) and ~ (strikethrough). The text becomes one line, so those that make a heading or a list item
+# (#, -, +, "1.") or a heading's underline (=) matter only at its start.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>|~$:&])")
+_LINE_START = re.compile(r"^(\d*)([#+\-.=])")
 
 
 def shorten(text: str, limit: int = NAME_LIMIT) -> str:
@@ -20,7 +23,7 @@ def shorten(text: str, limit: int = NAME_LIMIT) -> str:
 def markdown_literal(text: str) -> str:
     """``text`` for st.markdown and every widget that renders Markdown (captions, alerts, toasts, radio options,
     button labels, st.table cells): each special character backslash-escaped, line breaks made spaces."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return _LINE_START.sub(r"\1\\\2", _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split())))
 
 
 def plotly_literal(text: str) -> str:
