@@ -42,10 +42,10 @@ with canvas_col:
         return_image_data=True,
         key=f"draw.canvas.{st.session_state['draw.canvas_generation']}",  # a new key is a clean canvas
     )
-    models, answering = {}, []  # answering: the ids of ``models``, in order
+    models, answering = {}, []  # shortened name: model; answering: their ids, in order
     for run_id in chosen:
         try:
-            models[by_id[run_id].name] = ui.model_for(by_id[run_id])
+            models[shorten(by_id[run_id].name)] = ui.model_for(by_id[run_id])
             answering.append(run_id)
         except RunError as err:  # its weights went bad since the listing: the others still guess
             st.warning(f"Skipped **{markdown_literal(shorten(by_id[run_id].name))}**: {markdown_literal(str(err))}")
@@ -73,8 +73,7 @@ with result_col:
         big, words = st.columns([1, 3], vertical_alignment="center")
         big.markdown(f"<div style='font-size:5.5rem;font-weight:700;line-height:1;text-align:center' "
                      f"data-testid='draw-prediction'>{lead.digit}</div>", unsafe_allow_html=True)
-        words.markdown(f"**{markdown_literal(shorten(lead.model))}** is {lead.confidence:.0%} sure it is a "
-                       f"**{lead.digit}**.")
+        words.markdown(f"**{markdown_literal(lead.model)}** is {lead.confidence:.0%} sure it is a **{lead.digit}**.")
         if agree:
             words.success(sentence)
         else:
@@ -85,7 +84,7 @@ with result_col:
             row = list(zip(answering, guesses))[start:start + per_row]
             for column, (run_id, guess) in zip(st.columns(per_row), row):
                 column.plotly_chart(
-                    charts.probability_figure(guess.probs.tolist(), f"{shorten(guess.model)}: {guess.digit} "
+                    charts.probability_figure(guess.probs.tolist(), f"{guess.model}: {guess.digit} "
                                               f"({guess.confidence:.0%})", colour=colours[run_id]),
                     key=f"draw.bars.{run_id}", config={"displayModeBar": False},
                 )

@@ -27,9 +27,10 @@ _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
                  "Train time (s)", "Device", "Status", "Date"]
 TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
-                 "Date": "{:%Y-%m-%d %H:%M}", "Run": lambda name: markdown_literal(shorten(name)),
-                 # st.table renders each cell as Markdown: text from run.json is shown literally.
-                 **dict.fromkeys(["Architecture", "Hyperparameters", "Device", "Status"], markdown_literal)}
+                 "Date": "{:%Y-%m-%d %H:%M}",
+                 # st.table renders each cell as Markdown: text from run.json is shown literally, free text shortened.
+                 **dict.fromkeys(["Run", "Device"], lambda text: markdown_literal(shorten(text))),
+                 **dict.fromkeys(["Architecture", "Hyperparameters", "Status"], markdown_literal)}
 
 
 def train_size(record_data: dict[str, Any]) -> int:
