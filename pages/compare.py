@@ -3,7 +3,6 @@
 import streamlit as st
 
 from digitlab.dashboard import charts, ui
-from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.dashboard.compare import (
     METRICS,
     TABLE_COLUMNS,
@@ -15,6 +14,7 @@ from digitlab.dashboard.compare import (
     sort_runs_table,
     styled_runs_table,
 )
+from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.store import RunError
 
 ui.use_app_navigation()
@@ -93,7 +93,7 @@ if manage.open:
                     st.toast(f"Renamed to {markdown_literal(new_name.strip())}")
                     st.rerun()
                 except RunError as err:
-                    st.error(str(err))
+                    st.error(markdown_literal(str(err)))  # it may quote a run's name
             pending = st.session_state.get("compare.manage.confirm") == target
             if not pending:
                 if st.button(f"Delete {markdown_literal(shorten(record.name))}…", icon=":material/delete:",
@@ -110,7 +110,7 @@ if manage.open:
                         ui.store().delete(target)
                         st.toast(f"Deleted {markdown_literal(shorten(record.name))}")
                     except RunError as err:
-                        st.error(str(err))
+                        st.error(markdown_literal(str(err)))  # it may quote a run's name
                     else:
                         st.rerun()
                 if no.button("Cancel", key="compare.manage.no", width="stretch"):
