@@ -136,12 +136,13 @@ class RunRecorder:
             self._write()
         elif isinstance(event, RunEnd):
             pause_point("recorder.run_end")
-            final, message = {"train_s": event.train_s, "epochs_done": event.epochs_done}, event.message
+            final, message = {}, event.message
             if self.trace.loss:
                 save_weights(event.model, self.path / WEIGHTS_FILE)
                 final.update(test_acc=event.test_acc, test_loss=event.test_loss)
             else:  # stopped before its first batch: its weights are random, nothing worth keeping or scoring
                 message += " No batch was trained, so no weights are kept."
+            final.update(train_s=event.train_s, epochs_done=event.epochs_done)
             self.data.update(status=event.status, message=message, finished_at=_now(), final=final)
             self._write()
             self._release_lock()

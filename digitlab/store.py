@@ -26,9 +26,10 @@ from safetensors.torch import load as safetensors_from_bytes
 from safetensors.torch import save_file
 from torch import nn
 
-from digitlab.config import ConfigError, TrainConfig
+from digitlab.config import TrainConfig
 from digitlab.models import UnknownModelError, create_model
 from digitlab.pause import pause_point
+from digitlab.schema import FORMAT, SchemaError, check_record, check_weights
 
 try:
     import fcntl
@@ -38,8 +39,6 @@ except ImportError:  # Windows: liveness falls back to the process id
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "weights.safetensors"
 LOCK_FILE = ".lock"
-FORMAT = 1
-STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed")
 SHIPPED_PREFIX = "shipped-"
 TRASH_PREFIX = ".deleted-"
 LEFTOVER_AGE_S = 60.0  # a temporary file this old, that no live writer holds, was left by a writer that died
@@ -138,7 +137,7 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What run.json says about a run, checked on read."""
+    """What run.json says about a run, checked on read against digitlab.schema: the properties trust its types."""
 
     id: str
     path: Path
@@ -148,12 +147,9 @@ class RunRecord:
     @property
     def name(self) -> str:
         """The name given to the run, else its architecture and start time, e.g. "cnn Nov 25 07:17:31"."""
-        if self.data.get("name"):
+        if self.data["name"].strip():
             return self.data["name"]
-        try:
-            created = dt.datetime.fromisoformat(self.data["created_at"]).astimezone()
-        except (KeyError, TypeError, ValueError):
-            return self.id
+        created = dt.datetime.fromisoformat(self.data["created_at"]).astimezone()
         return f"{self.config.model} {created:%b %d %H:%M:%S}"
 
     @property
@@ -162,20 +158,20 @@ class RunRecord:
 
     @property
     def message(self) -> str:
-        return self.data.get("message", "")
+        return self.data["message"]
 
     @property
     def epochs(self) -> list[dict[str, float]]:
-        return self.data.get("epochs", [])
+        return self.data["epochs"]
 
     @property
     def batches(self) -> dict[str, list[float]]:
-        return self.data.get("batches", {"samples_seen": [], "elapsed_s": [], "loss": []})
+        return self.data["batches"]
 
     @property
     def final(self) -> dict[str, float]:
-        """test_acc, test_loss, train_s of the finished run ({} while it runs)."""
-        return self.data.get("final") or {}
+        """test_acc, test_loss, train_s, epochs_done of the finished run ({} while it runs)."""
+        return self.data["final"]
 
     @property
     def shipped(self) -> bool:
@@ -269,15 +265,16 @@ class RunStore:
             raise RunError(f"no {RUN_FILE}, so this is not a digitlab run (found: {found})")
         try:
             data = json.loads(run_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except ValueError as err:  # bad JSON or UTF-8, or an integer of over 4,300 digits (int_max_str_digits)
             raise RunError(f"{RUN_FILE} is not valid JSON ({err})") from None
         pause_point("store.read.after_json")
-        if not isinstance(data, dict) or "config" not in data or data.get("status") not in STATUSES:
-            raise RunError(f"{RUN_FILE} is not a digitlab run record (it needs 'config' and a known 'status')")
         try:
+            check_record(data)
             config = TrainConfig.from_dict(data["config"])
-        except (ConfigError, TypeError) as err:
-            raise RunError(f"its config cannot be read: {err}") from None
+            if data["status"] != "diverged" and (path / WEIGHTS_FILE).is_file():  # weights a page would load
+                check_weights(path / WEIGHTS_FILE, config)
+        except SchemaError as err:
+            raise RunError(str(err)) from None
         record = RunRecord(path.name, path, data, config)
         if settle and record.status == "running":
             record = self._settle(record)

@@ -14,6 +14,7 @@ from digitlab.dashboard.compare import (
     sort_runs_table,
     styled_runs_table,
 )
+from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.store import RunError
 
 ui.use_app_navigation()
@@ -90,25 +91,27 @@ if manage.open:
             if button_col.button("Rename", key="compare.manage.rename", width="stretch"):
                 try:
                     ui.store().rename(target, new_name)
-                    st.toast(f"Renamed to {new_name.strip()}")
+                    st.toast(f"Renamed to {markdown_literal(new_name.strip())}")
                     st.rerun()
                 except RunError as err:
-                    st.error(str(err))
+                    st.error(markdown_literal(str(err)))  # it may quote a run's name
             pending = st.session_state.get("compare.manage.confirm") == target
             if not pending:
-                if st.button(f"Delete {record.name}…", icon=":material/delete:", key="compare.manage.delete"):
+                if st.button(f"Delete {markdown_literal(shorten(record.name))}…", icon=":material/delete:",
+                             key="compare.manage.delete"):
                     st.session_state["compare.manage.confirm"] = target
                     st.rerun()
             else:
-                st.warning(f"Delete **{record.name}** and its folder `{record.path}`? This cannot be undone.")
+                st.warning(f"Delete **{markdown_literal(shorten(record.name))}** and its folder "
+                           f"{markdown_literal(str(record.path))}? This cannot be undone.")
                 yes, no = st.columns(2)
                 if yes.button("Yes, delete it", type="primary", key="compare.manage.yes", width="stretch"):
                     st.session_state.pop("compare.manage.confirm")
                     try:
                         ui.store().delete(target)
-                        st.toast(f"Deleted {record.name}")
+                        st.toast(f"Deleted {markdown_literal(shorten(record.name))}")
                     except RunError as err:
-                        st.error(str(err))
+                        st.error(markdown_literal(str(err)))  # it may quote a run's name
                     else:
                         st.rerun()
                 if no.button("Cancel", key="compare.manage.no", width="stretch"):

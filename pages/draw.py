@@ -7,6 +7,8 @@ from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.consensus import agreement, guess_drawing
 from digitlab.dashboard.images import normalized_png
+from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.store import RunError
 
 ui.use_app_navigation()
 CANVAS_SIZE = 280
@@ -41,9 +43,14 @@ with canvas_col:
         return_image_data=True,
         key=f"draw.canvas.{st.session_state['draw.canvas_generation']}",  # a new key is a clean canvas
     )
-    models = {i: ui.model_for(by_id[i]) for i in chosen}
+    models = {}  # run id: model, for the runs whose weights still load
+    for run_id in chosen:
+        try:
+            models[run_id] = ui.model_for(by_id[run_id])
+        except RunError as err:  # its weights went bad since the listing: the others still guess
+            st.warning(f"Skipped **{markdown_literal(shorten(by_id[run_id].name))}**: {markdown_literal(str(err))}")
     rgba = canvas.image_data
-    names = {i: by_id[i].name for i in chosen}
+    names = {i: shorten(by_id[i].name) for i in models}
     image, guesses, ms = guess_drawing(models, rgba, names) if rgba is not None else (None, [], 0.0)
     clear_col, seen_col = st.columns([1, 1], vertical_alignment="top")
     if clear_col.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
@@ -59,7 +66,7 @@ with result_col:
     if image is None:
         st.info("Draw a digit on the black canvas, from 0 to 9. Every selected model guesses as soon as you "
                 "lift the mouse.")
-    elif not chosen:
+    elif not models:
         st.info("Pick at least one model above.")
     else:
         agree, sentence = agreement(guesses)
@@ -67,7 +74,7 @@ with result_col:
         big, words = st.columns([1, 3], vertical_alignment="center")
         big.markdown(f"<div style='font-size:5.5rem;font-weight:700;line-height:1;text-align:center' "
                      f"data-testid='draw-prediction'>{lead.digit}</div>", unsafe_allow_html=True)
-        words.markdown(f"**{lead.model}** is {lead.confidence:.0%} sure it is a **{lead.digit}**.")
+        words.markdown(f"**{markdown_literal(lead.model)}** is {lead.confidence:.0%} sure it is a **{lead.digit}**.")
         if agree:
             words.success(sentence)
         else:

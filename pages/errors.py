@@ -15,6 +15,9 @@ from digitlab.dashboard.mistakes import (
     page_of,
     top_k,
 )
+from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.predict import RunPredictions
+from digitlab.store import RunError, RunRecord
 
 ui.use_app_navigation()
 ANY = "any"
@@ -39,7 +42,21 @@ others = [i for i in by_id if i != run_id]
 other_id = versus.selectbox("Compare with (optional)", [None, *others], key="errors.versus",
                             format_func=lambda i: "no second run" if i is None else labels[i])
 record = by_id[run_id]
-preds = ui.predictions_for(record)
+
+
+def predictions_or_none(run: RunRecord) -> RunPredictions | None:
+    """Its predictions, or None with an error saying why: its weights may have gone bad since the listing."""
+    try:
+        return ui.predictions_for(run)
+    except RunError as err:
+        st.error(f"**{markdown_literal(shorten(run.name))}** cannot be shown: {markdown_literal(str(err))}. "
+                 "Pick another run above.")
+        return None
+
+
+preds = predictions_or_none(record)
+if preds is None:
+    st.stop()
 test_images = ui.mnist().test_images
 
 st.subheader(header_line(preds))
@@ -68,15 +85,15 @@ with class_col:
                     config={"displayModeBar": False})
     among = None
     shown_preds = preds
-    if other_id is not None:
+    if other_id is not None and (other_preds := predictions_or_none(by_id[other_id])) is not None:
         other = by_id[other_id]
-        other_preds = ui.predictions_for(other)
         overlap = compare_errors(preds, other_preds)
-        subsets = {
-            "all": f"All errors of {record.name} ({len(preds.misclassified)})",
+        first_name, other_name = markdown_literal(shorten(record.name)), markdown_literal(shorten(other.name))
+        subsets = {  # radio options render Markdown
+            "all": f"All errors of {first_name} ({len(preds.misclassified)})",
             "both": f"Both get wrong ({len(overlap.both)})",
-            "only_first": f"Only {record.name} gets wrong ({len(overlap.only_first)})",
-            "only_second": f"Only {other.name} gets wrong ({len(overlap.only_second)})",
+            "only_first": f"Only {first_name} gets wrong ({len(overlap.only_first)})",
+            "only_second": f"Only {other_name} gets wrong ({len(overlap.only_second)})",
         }
         subset = st.radio("Show", list(subsets), format_func=subsets.get, key="errors.subset")
         among = {"all": None, "both": overlap.both, "only_first": overlap.only_first,

@@ -9,6 +9,7 @@ from digitlab.data import AUGMENTATIONS
 from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
 from digitlab.dashboard.jobs import JobBusyError
+from digitlab.dashboard.text import markdown_literal
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
 from digitlab.dashboard.ui.live_chart import live_charts
 
@@ -125,7 +126,8 @@ with left, st.container(border=True):
             except JobBusyError as busy:
                 snap = busy.snapshot
                 whose = "you" if snap.owner == ui.session_id() else "another tab"
-                st.warning(f"Already training: **{snap.config.name or snap.config.model}** ({snap.run_id or 'starting'}), "
+                st.warning(f"Already training: **{markdown_literal(snap.config.name or snap.config.model)}** "
+                           f"({snap.run_id or 'starting'}), "
                            f"started by {whose}, {snap.progress:.0%} done. One run trains at a time; stop it or "
                            "wait for it to finish.")
 
@@ -152,7 +154,7 @@ def live_view() -> None:
         st.rerun()  # started or finished since the page ran: switch polling on or off
     title = snap.config.name or f"{snap.config.model} run"
     mine = snap.owner == ui.session_id()
-    st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {title}")
+    st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {markdown_literal(title)}")
     st.caption(f"`{snap.run_id or '…'}` · {snap.config.model} · {snap.param_count:,} parameters · "
                f"{snap.device_name or '…'} · {snap.precision or '…'}" + ("" if mine else " · started in another tab"))
     with st.container():  # running or finished: the charts below keep their place, and are not remounted
@@ -162,7 +164,7 @@ def live_view() -> None:
                     f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
             if snap.stop_requested:
                 text = f"Stopping... (ended by force if it has not stopped {job.stop_grace_s:g} s after the request)"
-            bar.progress(snap.progress, text=snap.message or text)
+            bar.progress(snap.progress, text=markdown_literal(snap.message) or text)
             if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested,
                            width="stretch"):
                 job.stop()
@@ -184,10 +186,10 @@ def live_view() -> None:
                 for column, (label, value) in zip(st.columns(3), row):
                     column.metric(label, value)
             if snap.status in ("diverged", "failed"):
-                st.error(snap.message)
+                st.error(markdown_literal(snap.message))
             elif snap.status == "stopped":
                 kept = " The run is kept with every epoch finished before the stop." if snap.epochs else ""
-                st.info(snap.message + kept)
+                st.info(markdown_literal(snap.message) + kept)
             if snap.run_id:
                 links = st.columns(3)
                 links[0].page_link("pages/compare.py", label="Compare runs →")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from digitlab.dashboard.text import plotly_literal
+
 # Vega's category10-like palette: distinct in colour-blind simulations and on a projector.
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6",
            "#79706E")
@@ -106,7 +108,7 @@ class Series:
 
 def overlay_figure(series: Sequence[Series], title: str, x_title: str, y_title: str, percent: bool = False,
                    log_y: bool = False) -> go.Figure:
-    traces = [go.Scatter(x=s.x, y=s.y, name=s.name, mode="lines+markers" if s.markers else "lines",
+    traces = [go.Scatter(x=s.x, y=s.y, name=plotly_literal(s.name), mode="lines+markers" if s.markers else "lines",
                          line={"color": s.colour, "width": 2.5}, marker={"size": 7}) for s in series]
     layout = _layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     # Run names are long: the legend goes under the plot, where it can wrap.
@@ -121,12 +123,12 @@ def small_multiples_figure(panels: Sequence[tuple[str, Sequence[Series]]], x_tit
     columns = min(len(panels), 3) or 1
     rows = -(-len(panels) // columns) or 1
     fig = make_subplots(rows=rows, cols=columns, shared_xaxes="all", shared_yaxes="all",
-                        subplot_titles=[title for title, _ in panels], horizontal_spacing=0.04,
+                        subplot_titles=[plotly_literal(title) for title, _ in panels], horizontal_spacing=0.04,
                         vertical_spacing=0.12)
     legend_done = set()
     for i, (_, lines) in enumerate(panels):
         for s in lines:
-            fig.add_scatter(x=s.x, y=s.y, name=s.name, mode="lines+markers" if s.markers else "lines",
+            fig.add_scatter(x=s.x, y=s.y, name=plotly_literal(s.name), mode="lines+markers" if s.markers else "lines",
                             line={"color": s.colour, "width": 2}, marker={"size": 5},
                             legendgroup=s.name, showlegend=s.name not in legend_done,
                             row=i // columns + 1, col=i % columns + 1)
@@ -213,6 +215,7 @@ def probability_figure(probs: Sequence[float], title: str = "", height: int = 24
     bars = go.Bar(x=list(range(len(probs))), y=list(probs), marker_color=colours,
                   text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs], textposition="outside", cliponaxis=False,
                   hovertemplate="%{x}: %{y:.1%}<extra></extra>")
+    title = plotly_literal(title)
     layout = _layout(title, "", "", height=height, revision=f"probs-{title}")
     layout["yaxis"].update(range=[0, 1.15], tickformat=".0%", showticklabels=False, showgrid=False)
     layout["xaxis"].update(dtick=1, showgrid=False, tickfont={"size": 14})

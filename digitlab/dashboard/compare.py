@@ -10,6 +10,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from digitlab.dashboard.charts import Series, colour_for, ema
+from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.config import TrainConfig
 from digitlab.models import default_options
 from digitlab.store import RunRecord
@@ -26,7 +27,10 @@ _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
                  "Train time (s)", "Device", "Precision", "Status", "Date"]
 TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
-                 "Date": "{:%Y-%m-%d %H:%M}"}
+                 "Date": "{:%Y-%m-%d %H:%M}",
+                 # st.table renders each cell as Markdown: text from run.json is shown literally, free text shortened.
+                 **dict.fromkeys(["Run", "Device"], lambda text: markdown_literal(shorten(text))),
+                 **dict.fromkeys(["Architecture", "Hyperparameters", "Status"], markdown_literal)}
 
 
 def train_size(record_data: dict[str, Any]) -> int:
@@ -69,7 +73,7 @@ def overlay_series(records: Sequence[RunRecord], colours: dict[str, str], metric
     series = []
     for record in records:
         x, y = metric_curve(record.data, metric, x_axis, smoothing)
-        series.append(Series(record.name, colours[record.id], x, y, markers=metric != "train_loss"))
+        series.append(Series(shorten(record.name), colours[record.id], x, y, markers=metric != "train_loss"))
     return series
 
 
@@ -83,7 +87,7 @@ def small_multiple_panels(records: Sequence[RunRecord], kind: str, x_axis: str, 
             metric = f"{split}_{kind}"
             x, y = metric_curve(record.data, metric, x_axis, smoothing)
             lines.append(Series(split, colour, x, y, markers=metric != "train_loss"))
-        panels.append((record.name, lines))
+        panels.append((shorten(record.name), lines))
     return panels
 
 

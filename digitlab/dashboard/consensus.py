@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from digitlab.dashboard.text import markdown_literal
 from digitlab.device import one_thread
 from digitlab.predict import predict
 from digitlab.preprocess import preprocess_canvas
@@ -46,7 +47,7 @@ def guess_drawing(models: Mapping[str, nn.Module], rgba, names: Mapping[str, str
 
 
 def agreement(guesses: list[Guess]) -> tuple[bool, str]:
-    """(do all models agree?, a sentence saying so or naming who says what).
+    """(do all models agree?, a Markdown sentence saying so or naming who says what, names escaped).
 
     "All 4 models say 7." or "cnn says 7 (91%), mlp says 1 (55%)" — the most popular answer first.
     """
@@ -58,8 +59,8 @@ def agreement(guesses: list[Guess]) -> tuple[bool, str]:
     if len(votes) == 1:
         digit = guesses[0].digit
         if len(guesses) == 1:
-            return True, f"{guesses[0].model} says {digit} ({guesses[0].confidence:.0%})."
+            return True, f"{markdown_literal(guesses[0].model)} says {digit} ({guesses[0].confidence:.0%})."
         return True, f"All {len(guesses)} models say {digit}."
     ranked = sorted(votes.values(), key=lambda group: (-len(group), -max(g.confidence for g in group)))
-    parts = [f"{g.model} says {g.digit} ({g.confidence:.0%})" for group in ranked for g in group]
+    parts = [f"{markdown_literal(g.model)} says {g.digit} ({g.confidence:.0%})" for group in ranked for g in group]
     return False, ", ".join(parts)

@@ -16,8 +16,9 @@ import torch
 from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
 from digitlab.dashboard.jobs import JobManager
+from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.predict import RunPredictions, predict, run_predictions
-from digitlab.store import Listing, LoadedRun, RunError, RunRecord, RunStore
+from digitlab.store import WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
@@ -74,7 +75,10 @@ def device_label() -> str:
 
 
 def _weights_stamp(record: RunRecord) -> float:
-    return record.weights_path.stat().st_mtime_ns
+    try:
+        return record.weights_path.stat().st_mtime_ns
+    except OSError as err:  # deleted since the listing: the loaders' callers handle RunError only
+        raise RunError(f"{WEIGHTS_FILE} cannot be read ({err.strerror})") from None
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -85,7 +89,8 @@ def _loaded(path: str, stamp: float) -> LoadedRun:
 
 
 def model_for(record: RunRecord) -> torch.nn.Module:
-    """The run's model, loaded once per server (and again only when its weights file changes)."""
+    """The run's model, loaded once per server (and again only when its weights file changes); RunError if its
+    weights went bad since the listing."""
     return _loaded(str(record.path), _weights_stamp(record)).model
 
 
@@ -104,8 +109,9 @@ def session_id() -> str:
 
 
 def run_label(record: RunRecord) -> str:
-    """Plain text, for selectors (which show no icons): name · accuracy · status unless completed."""
-    parts = [record.name]
+    """Plain text, for selectors (which show no icons and no Markdown): name (shortened) · accuracy · status unless
+    completed."""
+    parts = [shorten(record.name)]
     if record.test_acc is not None:
         parts.append(f"{record.test_acc:.2%}")
     if record.status != "completed":
@@ -135,7 +141,7 @@ def runs_for_page(usable_only: bool, deletable_unreadable: bool = False) -> tupl
         with st.expander(f"{len(listing.unreadable)} unreadable run folder(s) skipped", icon=":material/warning:",
                          expanded=st.session_state.get(CONFIRM_DELETE_FOLDER) is not None):
             for path, reason in listing.unreadable:
-                st.warning(f"**{path.name}**: {reason}")
+                st.warning(f"**{markdown_literal(path.name)}**: {markdown_literal(reason)}")
                 if deletable_unreadable:
                     delete_folder_button(path)
     runs = [r for r in listing.runs if r.usable] if usable_only else listing.runs

@@ -1,0 +1,119 @@
+"""The run record's schema: what digitlab writes reads back, anything else says which field is wrong and how."""
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from digitlab.config import TrainConfig
+from digitlab.data import MNIST
+from digitlab.engine import train
+from digitlab.recorder import record_training
+from digitlab.schema import SchemaError, check_record, check_weights
+from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((REPO / "checkpoints").glob("shipped-*"))
+TINY = TrainConfig(model="mlp", model_options={"hidden": [32]}, lr=0.01, batch_size=64, epochs=1, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def shipped_record() -> dict:
+    return json.loads((REPO / "checkpoints" / "shipped-cnn" / RUN_FILE).read_text())
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_the_shipped_records_and_weights_pass(folder):
+    data = json.loads((folder / RUN_FILE).read_text())
+    check_record(data)
+    check_weights(folder / WEIGHTS_FILE, TrainConfig.from_dict(data["config"]))
+
+
+def test_a_real_diverged_run_reads_with_its_nan_losses(tiny_data, tmp_path):
+    """engine.train ends a NaN loss as "diverged": its batch trace and final test loss hold NaN, and it still reads."""
+    poisoned = MNIST(tiny_data.train_images.float().clone(), tiny_data.train_labels, tiny_data.test_images,
+                     tiny_data.test_labels, tiny_data.root)
+    poisoned.train_images[:] = float("nan")
+    store = RunStore(tmp_path)
+    record = record_training(store, TINY, train(TINY, poisoned))
+    data = json.loads((record.path / RUN_FILE).read_text())
+    assert data["status"] == "diverged" and math.isnan(data["batches"]["loss"][-1])
+    assert math.isnan(data["final"]["test_loss"])
+    check_record(data)
+    assert store.list().unreadable == [] and not store.read(record.id).usable
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["final"].update(test_acc=7.0), "final.test_acc must be a number between 0 and 1, got 7.0"),
+    (lambda d: d["final"].update(test_loss=float("nan")), "final.test_loss must be a finite number, got nan"),
+    (lambda d: d["batches"]["loss"].__setitem__(3, float("inf")), "batches.loss[3] must be a finite number"),
+    (lambda d: d["batches"]["loss"].pop(), "batches lists must have equal lengths"),
+    (lambda d: d.update(created_at="yesterday"), "created_at must be an ISO 8601 date"),
+    (lambda d: d.update(created_at="2026-11-25T07:15:13"), "with a time zone"),
+    (lambda d: d.update(status="finished"), "status must be one of running, completed"),
+    (lambda d: d.update(param_count=10**400), "param_count must be an integer between 0 and 1e+12, got 1000"),
+    (lambda d: d.update(param_count=True), "param_count must be an integer, got True"),
+    (lambda d: d["epochs"][2].pop("test_acc"), "epochs[2].test_acc is missing"),
+    (lambda d: d["config"].update(lr=-1), "config: lr must be above 0 and at most 10, got -1"),
+    (lambda d: d["config"].update(colour="red"), "config cannot be read: unknown config field(s) colour"),
+    (lambda d: d.pop("name"), "name is missing"),
+    (lambda d: d.update(format=2), "format 2 is newer than this digitlab reads (format 1): upgrade digitlab"),
+    (lambda d: d.update(format="1"), "format must be a positive integer, got '1'"),
+    (lambda d: d.update(final={}), "final is empty, but a completed run has finished"),
+])
+def test_a_bad_record_names_the_field_and_the_problem(shipped_record, change, message):
+    data = copy.deepcopy(shipped_record)
+    change(data)
+    with pytest.raises(SchemaError) as raised:
+        check_record(data)
+    assert message in str(raised.value)
+
+
+def test_only_diverged_or_failed_runs_may_hold_a_non_finite_loss(shipped_record):
+    data = copy.deepcopy(shipped_record)
+    data["batches"]["loss"][-1] = float("inf")
+    data["final"]["test_loss"] = float("nan")
+    for status in ("diverged", "failed"):
+        check_record({**data, "status": status})
+    data["final"]["test_loss"] = float("-inf")  # cross-entropy is never negative, even diverged
+    with pytest.raises(SchemaError, match="final.test_loss must be a finite number"):
+        check_record({**data, "status": "diverged"})
+
+
+def test_a_cuda_run_reads_on_a_machine_without_cuda(shipped_record):
+    check_record({**shipped_record, "config": {**shipped_record["config"], "device": "cuda"}})
+    with pytest.raises(SchemaError, match="device must be one of"):
+        check_record({**shipped_record, "config": {**shipped_record["config"], "device": "tpu"}})
+
+
+def test_an_fp16_cuda_run_reads_here_and_its_recorded_precision_is_checked(shipped_record):
+    check_record({**shipped_record, "precision": "fp16", "config": {**shipped_record["config"], "precision": "fp16"}})
+    with pytest.raises(SchemaError, match="precision must be one of fp32, bf16, fp16, got 'fp8'"):
+        check_record({**shipped_record, "precision": "fp8"})
+
+
+def test_only_a_stopped_run_may_have_no_score(shipped_record):
+    unscored = {"train_s": 0.1, "epochs_done": 0}
+    check_record({**shipped_record, "status": "stopped", "final": unscored, "epochs": []})
+    with pytest.raises(SchemaError, match="final.test_acc is missing"):
+        check_record({**shipped_record, "final": unscored})
+
+
+def test_a_hostile_name_is_valid_and_a_long_value_is_quoted_short(shipped_record):
+    check_record({**shipped_record, "name": "<img src=x onerror=alert(1)> [click](http://evil) " * 100})
+    with pytest.raises(SchemaError) as raised:
+        check_record({**shipped_record, "status": "x" * 5000})
+    assert len(str(raised.value)) < 300
+
+
+def test_weights_of_another_architecture_or_cut_short_are_refused(tmp_path):
+    cnn, mlp = (REPO / "checkpoints" / f"shipped-{m}" for m in ("cnn", "mlp"))
+    config = TrainConfig.from_dict(json.loads((cnn / RUN_FILE).read_text())["config"])
+    with pytest.raises(SchemaError, match="another architecture than this cnn"):
+        check_weights(mlp / WEIGHTS_FILE, config)
+    cut = tmp_path / WEIGHTS_FILE
+    cut.write_bytes((cnn / WEIGHTS_FILE).read_bytes()[:-100])
+    with pytest.raises(SchemaError, match="cannot be read .*damaged"):
+        check_weights(cut, config)
