@@ -3,6 +3,7 @@
 import streamlit as st
 
 from digitlab.dashboard import ui
+from digitlab.dashboard.access import READ_ONLY_REASON, read_only
 from digitlab.dashboard.images import app_icon
 
 st.set_page_config(page_title="digitlab", page_icon=app_icon(), layout="wide")
@@ -41,6 +42,8 @@ with st.sidebar:
     listing = ui.list_runs()
     st.caption(f"**Device:** {ui.device_label()}")
     st.caption(f"**Stored runs:** {len(listing.runs)}")
+    if read_only():
+        st.caption(":material/lock: **Read-only mode**: viewing only", help=READ_ONLY_REASON)
     job = ui.job_manager().job
     if job is not None and job.running:
         snap = job.snapshot()

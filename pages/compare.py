@@ -15,7 +15,6 @@ from digitlab.dashboard.compare import (
     styled_runs_table,
 )
 from digitlab.dashboard.text import markdown_literal, shorten
-from digitlab.store import RunError
 
 ui.use_app_navigation()
 
@@ -88,29 +87,30 @@ if manage.open:
             record = by_id[target]
             name_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
             new_name = name_col.text_input("New name", value=record.name, key=f"compare.manage.name.{target}")
-            if button_col.button("Rename", key="compare.manage.rename", width="stretch"):
+            if button_col.button("Rename", key="compare.manage.rename", width="stretch", **ui.state_changing()):
                 try:
-                    ui.store().rename(target, new_name)
+                    ui.rename_run(target, new_name)
                     st.toast(f"Renamed to {markdown_literal(new_name.strip())}")
                     st.rerun()
-                except RunError as err:
+                except ui.ACTION_ERRORS as err:
                     st.error(markdown_literal(str(err)))  # it may quote a run's name
             pending = st.session_state.get("compare.manage.confirm") == target
             if not pending:
                 if st.button(f"Delete {markdown_literal(shorten(record.name))}…", icon=":material/delete:",
-                             key="compare.manage.delete"):
+                             key="compare.manage.delete", **ui.state_changing()):
                     st.session_state["compare.manage.confirm"] = target
                     st.rerun()
             else:
                 st.warning(f"Delete **{markdown_literal(shorten(record.name))}** and its folder "
                            f"{markdown_literal(str(record.path))}? This cannot be undone.")
                 yes, no = st.columns(2)
-                if yes.button("Yes, delete it", type="primary", key="compare.manage.yes", width="stretch"):
+                if yes.button("Yes, delete it", type="primary", key="compare.manage.yes", width="stretch",
+                              **ui.state_changing()):
                     st.session_state.pop("compare.manage.confirm")
                     try:
-                        ui.store().delete(target)
+                        ui.delete_run(target)
                         st.toast(f"Deleted {markdown_literal(shorten(record.name))}")
-                    except RunError as err:
+                    except ui.ACTION_ERRORS as err:
                         st.error(markdown_literal(str(err)))  # it may quote a run's name
                     else:
                         st.rerun()

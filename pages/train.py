@@ -8,6 +8,7 @@ from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
 from digitlab.data import AUGMENTATIONS
 from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
+from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only
 from digitlab.dashboard.jobs import JobBusyError
 from digitlab.dashboard.text import markdown_literal
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
@@ -55,6 +56,8 @@ values = {field: st.session_state[widget(field)] for field in form}
 config, errors = config_from_form({k: v for k, v in values.items() if k != "preset"})
 
 st.title("Train")
+if read_only():
+    st.info(READ_ONLY_REASON, icon=":material/lock:")
 left, right = st.columns([1.3, 2], gap="large")
 
 with left, st.container(border=True):
@@ -117,12 +120,14 @@ with left, st.container(border=True):
     ui.field_error(errors, "name")
 
     st.session_state[FORM] = {field: st.session_state[widget(field)] for field in form}
-    if st.button("Train", type="primary", width="stretch", key="train.start"):
+    if st.button("Train", type="primary", width="stretch", key="train.start", **ui.state_changing()):
         if errors:
             st.error(f"Fix the {len(errors)} field(s) marked in red first.")
         else:
             try:
                 ui.job_manager().start(config, owner=ui.session_id())
+            except ReadOnlyError as err:
+                st.error(str(err))
             except JobBusyError as busy:
                 snap = busy.snapshot
                 whose = "you" if snap.owner == ui.session_id() else "another tab"
@@ -165,13 +170,17 @@ def live_view() -> None:
             if snap.stop_requested:
                 text = f"Stopping... (ended by force if it has not stopped {job.stop_grace_s:g} s after the request)"
             bar.progress(snap.progress, text=markdown_literal(snap.message) or text)
-            if stop.button("Stop", icon=":material/stop:", key="train.stop", disabled=snap.stop_requested,
-                           width="stretch"):
-                job.stop()
-                # The trainer ends within a batch (plus one evaluation if no epoch has finished): show the summary as
-                # soon as it has, rather than at the next poll.
-                job.join(timeout=10)
-                st.rerun()
+            if stop.button("Stop", icon=":material/stop:", key="train.stop", width="stretch",
+                           **ui.state_changing(disabled=snap.stop_requested)):
+                try:
+                    job.stop()
+                except ReadOnlyError as err:
+                    st.error(str(err))
+                else:
+                    # The trainer ends within a batch (plus one evaluation if no epoch has finished): show the summary
+                    # as soon as it has, rather than at the next poll.
+                    job.join(timeout=10)
+                    st.rerun()
         else:
             final = snap.final
             summary = [

@@ -290,3 +290,115 @@ def test_the_sidebar_prefetches_the_chart_code_of_this_streamlit(app_env, tmp_pa
     at = open_app()
     scripts = [e.proto.body for e in at.sidebar if type(e).__name__ == "Html" and e.proto.unsafe_allow_javascript]
     assert len(scripts) == 1 and f'"{name}"' in scripts[0]
+
+
+@pytest.fixture
+def read_only_app(several_runs, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    return several_runs
+
+
+def stale_click(at: AppTest, key: str, monkeypatch) -> AppTest:
+    """Click ``key`` as a tab drawn before read-only mode came on would: the control is enabled when clicked, and
+    the click reaches a server that is read-only by then. (AppTest, like a browser, cannot click a disabled one.)
+    Streamlit drops such a click, since the control is disabled when the script meets it; the actions behind the
+    controls refuse on their own too (test_read_only_actions_refuse_whoever_calls_them)."""
+    monkeypatch.delenv("DIGITLAB_READ_ONLY")
+    at.run()
+    button = at.button(key=key)
+    assert not button.disabled
+    button.click()
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    return at.run()
+
+
+def test_read_only_mode_disables_train_and_refuses_it_when_forced(read_only_app, monkeypatch):
+    at = open_app("pages/train.py")
+    assert_clean(at)
+    button = at.button(key="train.start")
+    assert button.disabled and "read-only" in button.help
+    assert any("read-only" in i.value for i in at.info)
+    stale_click(at, "train.start", monkeypatch)
+    assert_clean(at)
+    from digitlab.dashboard import ui
+
+    assert ui.job_manager().job is None
+
+
+def test_read_only_mode_refuses_stop_even_when_forced(several_runs, monkeypatch):
+    from digitlab.dashboard import ui
+
+    at = open_app("pages/train.py")
+    at.number_input(key="train.epochs").set_value(300)
+    at.button(key="train.start").click().run()
+    job = ui.job_manager().job
+    try:
+        monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+        at.run()
+        assert at.button(key="train.stop").disabled
+        stale_click(at, "train.stop", monkeypatch)
+        assert_clean(at)
+        assert job.running and not job.snapshot().stop_requested
+    finally:
+        monkeypatch.delenv("DIGITLAB_READ_ONLY")
+        job.stop()
+        job.join(60)
+
+
+def test_read_only_mode_refuses_rename_and_delete_even_when_forced(read_only_app, monkeypatch):
+    store = RunStore(read_only_app)
+    run = next(r for r in store.list().runs if r.name == "tiny mlp")
+    at = open_app("pages/compare.py")
+    at.session_state["compare.view"] = "Rename or delete"
+    at.run()
+    assert at.button(key="compare.manage.rename").disabled and at.button(key="compare.manage.delete").disabled
+    at.text_input(key=f"compare.manage.name.{run.id}").set_value("renamed anyway")
+    stale_click(at, "compare.manage.rename", monkeypatch)
+    at.session_state["compare.manage.confirm"] = run.id  # the confirmation, forced through session state
+    at.run()
+    assert at.button(key="compare.manage.yes").disabled
+    stale_click(at, "compare.manage.yes", monkeypatch)
+    assert_clean(at)
+    assert store.read(run.id).name == "tiny mlp"
+
+
+def test_read_only_mode_refuses_to_delete_an_unreadable_folder(read_only_app, monkeypatch):
+    broken = read_only_app / "broken-run"
+    broken.mkdir()
+    (broken / "run.json").write_text("{not json")
+    at = open_app("pages/compare.py")
+    assert at.button(key="unreadable.delete.broken-run").disabled
+    at.session_state["unreadable.confirm"] = "broken-run"  # forced through session state
+    at.run()
+    assert at.button(key="unreadable.delete.broken-run.yes").disabled
+    stale_click(at, "unreadable.delete.broken-run.yes", monkeypatch)
+    assert_clean(at)
+    assert broken.exists()
+
+
+def test_read_only_actions_refuse_whoever_calls_them(read_only_app):
+    """What every state-changing control calls, called directly: each refuses with the reason, and nothing changes."""
+    from digitlab.dashboard import ui
+    from digitlab.dashboard.access import ReadOnlyError
+
+    store = RunStore(read_only_app)
+    run = next(r for r in store.list().runs if r.name == "tiny mlp")
+    (read_only_app / "broken-run").mkdir()
+    actions = {
+        "Renaming a run": lambda: ui.rename_run(run.id, "renamed anyway"),
+        "Deleting a run": lambda: ui.delete_run(run.id),
+        "Deleting a run ": lambda: ui.delete_run("broken-run"),
+        "Training": lambda: ui.job_manager().start(TrainConfig(model="mlp", epochs=1)),
+    }
+    for action, call in actions.items():
+        with pytest.raises(ReadOnlyError, match=f"{action.strip()} is turned off"):
+            call()
+    assert store.read(run.id).name == "tiny mlp" and (read_only_app / "broken-run").exists()
+    assert ui.job_manager().job is None
+
+
+def test_read_only_mode_still_shows_every_page(read_only_app):
+    for page in PAGES:
+        at = open_app(page)
+        assert_clean(at)
+    assert any("Read-only mode" in c.value for c in at.sidebar.caption)

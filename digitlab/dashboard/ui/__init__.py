@@ -15,6 +15,7 @@ import torch
 
 from digitlab.data import MNIST, load_mnist
 from digitlab.device import describe, pick_device, prepare
+from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only, require_writable
 from digitlab.dashboard.jobs import JobManager
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.predict import RunPredictions, predict, run_predictions
@@ -132,6 +133,28 @@ def field_error(errors: dict[str, str], key: str) -> None:
         st.markdown(f":red[{errors[key]}]")
 
 
+ACTION_ERRORS = (RunError, ReadOnlyError)  # what a refused rename, delete, start or stop raises
+
+
+def state_changing(disabled: bool = False) -> dict:
+    """Keyword arguments for a control that changes state: disabled, with the reason as its help, in read-only
+    mode. The action behind it still asks require_writable, should the control be forced."""
+    if read_only():
+        return {"disabled": True, "help": READ_ONLY_REASON}
+    return {"disabled": disabled}
+
+
+def rename_run(run_id: str, name: str) -> None:
+    require_writable("Renaming a run")
+    store().rename(run_id, name)
+
+
+def delete_run(run_id: str) -> None:
+    """A run, or an unreadable folder of the store."""
+    require_writable("Deleting a run")
+    store().delete(run_id)
+
+
 def runs_for_page(usable_only: bool, deletable_unreadable: bool = False) -> tuple[Listing, list[RunRecord]]:
     """The store's runs for a page (only those with usable weights, if asked): unreadable folders are listed in a
     collapsed warning (each with a delete button, if asked), and a page with no run to show stops here with a
@@ -160,20 +183,20 @@ def delete_folder_button(path: Path) -> None:
     folders a live trainer holds, with its reason."""
     key = f"unreadable.delete.{path.name}"
     if st.session_state.get(CONFIRM_DELETE_FOLDER) != path.name:
-        if st.button("Delete this folder…", icon=":material/delete:", key=key):
+        if st.button("Delete this folder…", icon=":material/delete:", key=key, **state_changing()):
             st.session_state[CONFIRM_DELETE_FOLDER] = path.name
             st.rerun()
         return
-    st.warning(f"Delete the folder `{path}` and everything in it? This cannot be undone.")
+    st.warning(f"Delete the folder {markdown_literal(str(path))} and everything in it? This cannot be undone.")
     yes, no = st.columns(2)
-    if yes.button("Yes, delete it", type="primary", key=f"{key}.yes", width="stretch"):
+    if yes.button("Yes, delete it", type="primary", key=f"{key}.yes", width="stretch", **state_changing()):
         st.session_state.pop(CONFIRM_DELETE_FOLDER)
         try:
-            store().delete(path.name)
-        except RunError as err:
-            st.error(str(err))
+            delete_run(path.name)
+        except ACTION_ERRORS as err:
+            st.error(markdown_literal(str(err)))
         else:
-            st.toast(f"Deleted the folder {path.name}")
+            st.toast(f"Deleted the folder {markdown_literal(path.name)}")
             st.rerun()
     if no.button("Cancel", key=f"{key}.no", width="stretch"):
         st.session_state.pop(CONFIRM_DELETE_FOLDER)
