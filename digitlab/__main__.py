@@ -87,8 +87,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.set_description(f"epoch {event.epoch}/{config.epochs}")
                 bar.set_postfix(loss=f"{event.loss:.4f}", acc=f"{event.accuracy:.3f}", lr=f"{event.lr:.2g}")
         elif isinstance(event, EpochEnd):
+            validation = (f"val_loss={event.val_loss:.4f} val_acc={event.val_acc:.4f} "
+                          if event.val_loss is not None else "")
             tqdm.write(f"epoch {event.epoch}: train_loss={event.train_loss:.4f} train_acc={event.train_acc:.4f} "
-                       f"test_loss={event.test_loss:.4f} test_acc={event.test_acc:.4f} ({event.elapsed_s:.1f} s)")
+                       f"{validation}test_loss={event.test_loss:.4f} test_acc={event.test_acc:.4f} "
+                       f"({event.elapsed_s:.1f} s)")
         elif isinstance(event, RunEnd):
             bar.close()
             if event.status != "completed":
@@ -139,7 +142,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_presets(args: argparse.Namespace) -> int:
     for name, found in PRESETS.items():
-        print(f"{name:14} {found.description}")
+        print(f"{name:16} {found.description}")
     return 0
 
 

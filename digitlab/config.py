@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from digitlab.data import AUGMENTATIONS
+from digitlab.data import AUGMENTATIONS, INPUT_SCALINGS
 from digitlab.device import DEVICE_CHOICES, PRECISIONS, available_devices, pick_device, supported_precisions
 from digitlab.models import list_models, option_errors
 
@@ -16,6 +16,7 @@ SCHEDULES = ("none", "step", "onecycle", "cosine")
 MAX_BATCH_SIZE = 60000  # the training set's size: a larger batch is the same as the whole set
 MAX_EPOCHS = 1000
 MAX_NAME_LENGTH = 80
+MAX_VALIDATION_SIZE = 30000  # half the training set
 
 
 class ConfigError(ValueError):
@@ -38,6 +39,13 @@ class TrainConfig:
     step_size: int = 1
     label_smoothing: float = 0.0
     augment: str = "none"
+    # How pixels become model input, a key of digitlab.data.INPUT_SCALINGS: "mnist" ((x - 0.1307) / 0.3081), "unit"
+    # (0..1, ToTensor alone) or "half" ((x - 0.5) / 0.5). Training, evaluation and every prediction use it. Runs
+    # recorded before this field existed were all trained with "mnist", so that is the default when it is absent.
+    input_scaling: str = "mnist"
+    # Training images held out (the same ones for every run, whatever its seed) to report validation loss and
+    # accuracy each epoch; 0 trains on all 60,000 and reports none.
+    validation_size: int = 0
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto, fp32, bf16, fp16 (CUDA, MPS); the run records what auto resolved to
@@ -119,6 +127,8 @@ class TrainConfig:
         check_number("step_size", 1, MAX_EPOCHS, integer=True)
         check_number("label_smoothing", 0.0, 1.0, high_open=True)
         check_choice("augment", AUGMENTATIONS)
+        check_choice("input_scaling", tuple(INPUT_SCALINGS))
+        check_number("validation_size", 0, MAX_VALIDATION_SIZE, integer=True)
         check_number("seed", 0, 2**31 - 1, integer=True)
         check_choice("device", DEVICE_CHOICES)
         if "device" not in errors and self.device != "auto" and self.device not in available_devices():
@@ -148,6 +158,10 @@ class TrainConfig:
             parts.append(f"ls={self.label_smoothing:g}")
         if self.augment != "none":
             parts.append(f"aug={self.augment}")
+        if self.input_scaling != "mnist":
+            parts.append(f"scaling={self.input_scaling}")
+        if self.validation_size:
+            parts.append(f"val={self.validation_size}")
         return ", ".join(parts)
 
 
@@ -163,8 +177,29 @@ class Preset:
 
 
 SEED_CNN = {"channels": [8, 16], "hidden": 64}
+# Seed 000's Appendix C code: its convs keep PyTorch's default bias and its 1x1 shortcut has no BatchNorm.
 SEED_RESNET = {"stem": 8, "widths": [16, 32, 64, 128], "blocks_per_stage": 2, "downsample": False,
-               "stem_padding": 0, "head": "flatten"}
+               "stem_padding": 0, "head": "flatten", "shortcut_bn": False, "conv_bias": True}
+# Seed 003's one-conv CNN: conv 1->28 at 3x3 unpadded (26x26), a 2x2 max-pool (13x13), fc 4732-128, dropout 0.2
+# after it, fc 128-10.
+SEED_003_CNN = {"channels": [28], "hidden": 128, "pooling": "end", "dropout": 0.2, "conv_dropout": 0.0}
+
+# Seed 002 gives its networks only as parameter counts (its structure figures are not in the text): MLP 109,184
+# without BN and 109,568 with; CNN 2,143 and 2,159. Solved arithmetically:
+# - MLP: BN adds 2 parameters (gamma, beta) per feature, so 384 / 2 = 192 hidden units. Two hidden layers a + b = 192
+#   with weights only give 784a + ab + 10b = 109,184, i.e. a^2 - 966a + 107,264 = 0: a = 128, b = 64 (the other root,
+#   838, leaves b < 0). With biases there is no integer solution, nor with one hidden layer (794h = 109,184 has none).
+#   So 784-128-64-10 with no bias in any layer: 100,352 + 8,192 + 640 = 109,184; with BN on both hidden layers +384.
+# - CNN: the counts do not single out one network, and no two-conv one fits (with odd kernels every such count is
+#   even, and 2,143 is odd). The simplest fit in digitlab's cnn (3x3 convs, biases replaced by BN where BN is on):
+#   conv 1->5, 5->8, 8->3 unpadded (28 -> 26 -> 24 -> 22), one 2x2 max-pool (11x11), fc 363-4-10. Without BN:
+#   (45+5) + (360+8) + (216+3) + (1,452+4) + (40+10) = 2,143. With BN on the three convs each conv's bias (16) gives
+#   way to BN's gamma and beta (32): 2,143 + 16 = 2,159. This matches the counts, not a known layout.
+SEED_002_SGD = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 100,
+                "epochs": 100}
+SEED_002_MLP = {"hidden": [128, 64], "bias": False}
+SEED_002_CNN = {"channels": [5, 8, 3], "hidden": 4, "pooling": "end", "dropout": 0.0, "conv_dropout": 0.0,
+                "dense_batch_norm": False}
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(
@@ -180,28 +215,55 @@ PRESETS: dict[str, Preset] = {
                     schedule="step", step_gamma=0.7, seed=1),
     ),
     "seed-lenet": Preset(
-        "Seed 001's LeNet-5 without BatchNorm, SGD lr 0.01, batch 32, 8 epochs.",
-        TrainConfig(model="lenet", optimizer="sgd", lr=0.01, momentum=0.0, batch_size=32, epochs=8),
+        "Seed 001's LeNet-5 without BatchNorm, SGD lr 0.01, batch 32, 8 epochs, pixels on 0..1 (ToTensor alone).",
+        TrainConfig(model="lenet", optimizer="sgd", lr=0.01, momentum=0.0, batch_size=32, epochs=8,
+                    input_scaling="unit"),
     ),
     "seed-lenet-bn": Preset(
-        "Seed 001's LeNet-5 with BatchNorm and dropout, SGD lr 0.01, batch 32, 8 epochs.",
+        "Seed 001's LeNet-5 with BatchNorm and dropout, SGD lr 0.01, batch 32, 8 epochs, pixels on 0..1.",
         TrainConfig(model="lenet", model_options={"batch_norm": True, "dropout": 0.5}, optimizer="sgd", lr=0.01,
-                    momentum=0.0, batch_size=32, epochs=8),
+                    momentum=0.0, batch_size=32, epochs=8, input_scaling="unit"),
     ),
     "seed-mlp": Preset(
-        "Seed 003's MLP 784-512-512-512-10, Adam lr 0.003, batch 1000, 20 epochs.",
-        TrainConfig(model="mlp", optimizer="adam", lr=0.003, batch_size=1000, epochs=20),
+        "Seed 003's MLP 784-512-512-512-10, Adam lr 0.003, batch 1000, 20 epochs, pixels scaled to -1..1.",
+        TrainConfig(model="mlp", optimizer="adam", lr=0.003, batch_size=1000, epochs=20, input_scaling="half"),
     ),
     "seed-resnet": Preset(
-        "Seed 000's modified ResNet18 (Table I, Appendix C), trained like its CNN: Adadelta lr 1.0, StepLR 0.7, "
-        "batch 512, 15 epochs. Slow on a CPU.",
+        "Seed 000's modified ResNet18 (Table I, Appendix C: biased convs, shortcuts without BatchNorm), trained like "
+        "its CNN: Adadelta lr 1.0, StepLR 0.7, batch 512, 15 epochs. Slow on a CPU.",
         TrainConfig(model="resnet", model_options=SEED_RESNET, optimizer="adadelta", lr=1.0, batch_size=512,
                     epochs=15, schedule="step", step_gamma=0.7, seed=1),
     ),
     "seed-lenet3": Preset(
-        "Seed 004's LeNet-like 3-conv net, SGD lr 0.01 momentum 0.5, batch 64, 10 epochs.",
+        "Seed 004's LeNet-like 3-conv net, SGD lr 0.01 momentum 0.5, batch 64, 10 epochs, seed 1.",
         TrainConfig(model="lenet", model_options={"variant": "three_conv"}, optimizer="sgd", lr=0.01, momentum=0.5,
-                    batch_size=64, epochs=10),
+                    batch_size=64, epochs=10, seed=1),
+    ),
+    "seed-002-mlp": Preset(
+        "Seed 002's MLP without BatchNorm: 784-128-64-10, no biases (109,184 parameters, as its Table 3.1), SGD lr 0.1 "
+        "momentum 0.9, weight decay 1e-4, batch 100, 100 epochs.",
+        TrainConfig(model="mlp", model_options=SEED_002_MLP, **SEED_002_SGD),
+    ),
+    "seed-002-mlp-bn": Preset(
+        "Seed 002's MLP with BatchNorm: 784-128-64-10, no biases, BN on both hidden layers (109,568 parameters), "
+        "SGD lr 0.1 momentum 0.9, weight decay 1e-4, batch 100, 100 epochs.",
+        TrainConfig(model="mlp", model_options={**SEED_002_MLP, "batch_norm": True}, **SEED_002_SGD),
+    ),
+    "seed-002-cnn": Preset(
+        "A CNN with seed 002's parameter count without BatchNorm (2,143; conv 5-8-3, fc 363-4-10: its layout is not "
+        "in the text), SGD lr 0.1 momentum 0.9, weight decay 1e-4, batch 100, 100 epochs.",
+        TrainConfig(model="cnn", model_options=SEED_002_CNN, **SEED_002_SGD),
+    ),
+    "seed-002-cnn-bn": Preset(
+        "The seed-002-cnn network with BatchNorm on its convs (2,159 parameters, as seed 002's), SGD lr 0.1 momentum "
+        "0.9, weight decay 1e-4, batch 100, 100 epochs.",
+        TrainConfig(model="cnn", model_options={**SEED_002_CNN, "batch_norm": True}, **SEED_002_SGD),
+    ),
+    "seed-003-cnn": Preset(
+        "Seed 003's one-conv CNN: conv 28 at 3x3, max-pool, fc 4732-128-10 with dropout 0.2, Adam lr 0.003, batch "
+        "1000, 20 epochs, pixels scaled to -1..1.",
+        TrainConfig(model="cnn", model_options=SEED_003_CNN, optimizer="adam", lr=0.003, batch_size=1000, epochs=20,
+                    input_scaling="half"),
     ),
     # The recipes of the shipped checkpoints, so anyone can retrain them.
     "best-mlp": Preset(

@@ -1,4 +1,4 @@
-"""MNIST held in memory as tensors: read once through torchvision, normalised once, moved to the device once.
+"""MNIST held in memory as tensors: read once through torchvision, scaled once, moved to the device once.
 
 Batches are drawn by indexing with a random permutation: no per-sample PIL work, no DataLoader workers.
 """
@@ -18,8 +18,15 @@ import torch.nn.functional as F
 # Pixel mean and std of the MNIST training set, on the 0..1 scale.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
-# A black pixel after normalisation: what augmentation fills the uncovered border with.
-BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD
+# How a run turns 0..1 pixels into model input: (x - mean) / std. The seeds differ, and a model only works on inputs
+# scaled the way it was trained, so the scaling is part of a run's config.
+INPUT_SCALINGS = {
+    "mnist": (MNIST_MEAN, MNIST_STD),  # MNIST's own mean and std: seeds 000, 002 and 004
+    "unit": (0.0, 1.0),  # ToTensor alone, pixels on 0..1: seed 001
+    "half": (0.5, 0.5),  # Normalize((0.5,), (0.5,)), pixels on -1..1: seed 003
+}
+# The held-out validation images are drawn by this generator seed, never the run's: every run holds out the same ones.
+VALIDATION_SEED = 20240601
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -87,14 +94,48 @@ def _load_mnist(root: Path, download: bool) -> MNIST:
     return MNIST(train.data, train.targets, test.data, test.targets, root)
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> normalised float32 (N, 1, 28, 28)."""
-    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+def _scaling(name: str) -> tuple[float, float]:
+    try:
+        return INPUT_SCALINGS[name]
+    except KeyError:
+        raise ValueError(f"unknown input scaling {name!r}; choose one of {', '.join(INPUT_SCALINGS)}") from None
+
+
+def scale_pixels(pixels: torch.Tensor, scaling: str = "mnist") -> torch.Tensor:
+    """Pixels on 0..1 (any shape) -> model input under ``scaling`` (a key of INPUT_SCALINGS)."""
+    mean, std = _scaling(scaling)
+    return (pixels - mean) / std
+
+
+def background(scaling: str = "mnist") -> float:
+    """A black pixel under ``scaling``."""
+    mean, std = _scaling(scaling)
+    return (0.0 - mean) / std
+
+
+BACKGROUND = background("mnist")
+
+
+def normalize(images: torch.Tensor, scaling: str = "mnist") -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 model input (N, 1, 28, 28) under ``scaling``."""
+    return scale_pixels(images.float() / 255.0, scaling).unsqueeze(1)
+
+
+def validation_indices(train_size: int, validation_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held_out) indices into the training set: ``validation_size`` images held out by a fixed permutation
+    (VALIDATION_SEED, whatever the run's seed), so every run of any config holds out the same images."""
+    if not 0 <= validation_size < train_size:
+        raise ValueError(f"validation_size must be between 0 and {train_size - 1} for a training set of "
+                         f"{train_size} images, got {validation_size}; hold out fewer images")
+    order = torch.randperm(train_size, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    held_out = order[:validation_size].sort().values
+    kept = order[validation_size:].sort().values
+    return kept, held_out
 
 
 @dataclass(frozen=True)
 class Split:
-    """Normalised images (N, 1, 28, 28) and labels (N,), both on one device."""
+    """Scaled images (N, 1, 28, 28) and labels (N,), both on one device."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -105,23 +146,29 @@ class Split:
 
 @dataclass(frozen=True)
 class DeviceData:
-    train: Split
+    train: Split  # the images trained on: the training set less the validation images
     test: Split
+    validation: Split | None = None  # held out of the training set; None when validation_size is 0
 
 
-def to_device(mnist: MNIST, device: torch.device) -> DeviceData:
-    """Normalise and copy both splits to ``device``, once per (data, device) in this process."""
-    return _to_device(mnist, str(device))
+def to_device(mnist: MNIST, device: torch.device, scaling: str = "mnist", validation_size: int = 0) -> DeviceData:
+    """Scale and copy the splits to ``device``, once per (data, device, scaling, validation size) in this process."""
+    return _to_device(mnist, str(device), scaling, validation_size)
 
 
 @functools.lru_cache(maxsize=2)
-def _to_device(mnist: MNIST, device: str) -> DeviceData:
+def _to_device(mnist: MNIST, device: str, scaling: str, validation_size: int) -> DeviceData:
     def split(images: torch.Tensor, labels: torch.Tensor) -> Split:
-        # Normalise on the device: the uint8 copy is 4x smaller to transfer than floats.
+        # Scale on the device: the uint8 copy is 4x smaller to transfer than floats.
         images = images.to(device, non_blocking=True)
-        return Split(normalize(images), labels.to(device, non_blocking=True))
+        return Split(normalize(images, scaling), labels.to(device, non_blocking=True))
 
-    return DeviceData(split(mnist.train_images, mnist.train_labels), split(mnist.test_images, mnist.test_labels))
+    test = split(mnist.test_images, mnist.test_labels)
+    if not validation_size:
+        return DeviceData(split(mnist.train_images, mnist.train_labels), test)
+    kept, held_out = validation_indices(len(mnist.train_labels), validation_size)
+    return DeviceData(split(mnist.train_images[kept], mnist.train_labels[kept]), test,
+                      split(mnist.train_images[held_out], mnist.train_labels[held_out]))
 
 
 def batches(
@@ -141,10 +188,11 @@ def batch_count(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
-def augment(images: torch.Tensor, mode: str, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(images: torch.Tensor, mode: str, generator: torch.Generator | None = None, scaling: str = "mnist"
+            ) -> torch.Tensor:
     """Random shifts of up to 2 px, and with "shift_rotate" rotations of up to 10 degrees, per image.
 
-    images: normalised (B, 1, 28, 28) on any device; one affine resample for the whole batch.
+    images: (B, 1, 28, 28) scaled by ``scaling``, on any device; one affine resample for the whole batch.
     """
     if mode == "none":
         return images
@@ -159,4 +207,5 @@ def augment(images: torch.Tensor, mode: str, generator: torch.Generator | None =
     theta = theta.to(images.device, images.dtype, non_blocking=True)  # (B, 2, 3)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     # Resample the offset from the background so the uncovered border comes out black, not grey.
-    return F.grid_sample(images - BACKGROUND, grid, align_corners=False) + BACKGROUND
+    black = background(scaling)
+    return F.grid_sample(images - black, grid, align_corners=False) + black

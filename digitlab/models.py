@@ -50,6 +50,10 @@ OPTION_HELP = {
     "downsample": "Halve the map at each new stage (14 -> 7 -> 4 px): far cheaper on a CPU.",
     "stem_padding": "1 keeps 28x28 before the first pool; 0 is seed 000's unpadded stem.",
     "head": "global: average each channel. flatten: 2x2 average pool then flatten (seed 000).",
+    "bias": "false: no layer has a bias (seed 002's networks, as their parameter counts show).",
+    "dense_batch_norm": "With batch_norm, BatchNorm on the hidden dense layer too; false: on the convs only.",
+    "shortcut_bn": "BatchNorm after each 1x1 projection shortcut; seed 000's shortcut has none.",
+    "conv_bias": "Every conv carries a bias even before BatchNorm, as seed 000's (PyTorch's default).",
 }
 
 
@@ -189,10 +193,12 @@ def _check_choice(option: str, value: str, choices: Sequence[str]) -> str:
 
 
 def _conv_block(
-    in_ch: int, out_ch: int, kernel: int, batch_norm: bool, stride: int = 1, padding: int = 0, pool: bool = False
+    in_ch: int, out_ch: int, kernel: int, batch_norm: bool, stride: int = 1, padding: int = 0, pool: bool = False,
+    bias: bool | None = None,
 ) -> list[nn.Module]:
-    # A conv followed by BatchNorm needs no bias: BN's shift replaces it.
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=not batch_norm)]
+    # A conv followed by BatchNorm needs no bias: BN's shift replaces it. ``bias`` overrides that, to rebuild a seed.
+    bias = not batch_norm if bias is None else bias
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_ch))
     if pool:
@@ -251,8 +257,9 @@ class Flatten(nn.Module):
         return x.flatten(1)
 
 
-def _dense_block(in_features: int, out_features: int, batch_norm: bool, dropout: float) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Linear(in_features, out_features, bias=not batch_norm)]
+def _dense_block(in_features: int, out_features: int, batch_norm: bool, dropout: float, bias: bool = True
+                 ) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(in_features, out_features, bias=bias and not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm1d(out_features))
     layers.append(nn.ReLU(inplace=True))
@@ -269,15 +276,18 @@ def _conv_size(size: int, kernel: int, stride: int = 1, padding: int = 0, pool: 
 
 
 @register("mlp")
-def mlp(hidden: Sequence[int] = (512, 512, 512), batch_norm: bool = False, dropout: float = 0.0) -> nn.Module:
-    """Seed 003's 784-512-512-512-10 by default."""
+def mlp(hidden: Sequence[int] = (512, 512, 512), batch_norm: bool = False, dropout: float = 0.0, bias: bool = True
+        ) -> nn.Module:
+    """Seed 003's 784-512-512-512-10 by default. bias=False: no layer has a bias, the output layer included (seed
+    002's MLP: hidden=(128, 64), 784*128 + 128*64 + 64*10 = 109,184 weights)."""
     hidden = _check_widths("hidden", hidden, MAX_DENSE_WIDTH)
     batch_norm = _check_bool("batch_norm", batch_norm)
     dropout = _check_dropout("dropout", dropout)
+    bias = _check_bool("bias", bias)
     layers: list[nn.Module] = [Flatten()]
     for in_f, out_f in zip((28 * 28, *hidden), hidden):
-        layers += _dense_block(in_f, out_f, batch_norm, dropout)
-    layers.append(nn.Linear(hidden[-1], NUM_CLASSES))
+        layers += _dense_block(in_f, out_f, batch_norm, dropout, bias)
+    layers.append(nn.Linear(hidden[-1], NUM_CLASSES, bias=bias))
     return nn.Sequential(*layers)
 
 
@@ -289,16 +299,19 @@ def cnn(
     dropout: float = 0.5,
     conv_dropout: float = 0.25,
     pooling: str = "end",
+    dense_batch_norm: bool = True,
 ) -> nn.Module:
     """3x3 convs then a dense layer.
 
     pooling="end" is pytorch/examples' and seed 000's layout: unpadded convs, one 2x2 max-pool after the last.
     pooling="each" pads every conv and pools after each one, so later convs run on smaller maps: far less compute.
-    Seed 000: channels=(8, 16), hidden=64 (fc 2304-64-10). pytorch/examples: (32, 64), 128.
+    Seed 000: channels=(8, 16), hidden=64 (fc 2304-64-10). pytorch/examples: (32, 64), 128. Seed 003: channels=(28,),
+    hidden=128 (fc 4732-128-10). dense_batch_norm=False keeps BatchNorm on the convs only (seed 002's CNN).
     """
     channels = _check_widths("channels", channels, MAX_CHANNELS)
     hidden = _check_int("hidden", hidden, 1, MAX_CNN_HIDDEN)
     batch_norm = _check_bool("batch_norm", batch_norm)
+    dense_batch_norm = _check_bool("dense_batch_norm", dense_batch_norm)
     dropout = _check_dropout("dropout", dropout)
     conv_dropout = _check_dropout("conv_dropout", conv_dropout)
     pooling = _check_choice("pooling", pooling, CNN_POOLINGS)
@@ -314,7 +327,8 @@ def cnn(
     if conv_dropout:
         layers.append(Dropout(conv_dropout))
     layers.append(Flatten())
-    head = [*_dense_block(channels[-1] * size * size, hidden, batch_norm, dropout), nn.Linear(hidden, NUM_CLASSES)]
+    head = [*_dense_block(channels[-1] * size * size, hidden, batch_norm and dense_batch_norm, dropout),
+            nn.Linear(hidden, NUM_CLASSES)]
     return nn.Sequential(*layers, *head)
 
 
@@ -346,17 +360,20 @@ def lenet(batch_norm: bool = False, dropout: float = 0.0, variant: str = "lenet5
 
 
 class BasicBlock(nn.Module):
-    """conv-BN-ReLU-conv-BN plus a shortcut; a 1x1 projection when the shape changes."""
+    """conv-BN-ReLU-conv-BN plus a shortcut; a 1x1 projection (with BN when shortcut_bn) when the shape changes.
+    conv_bias gives every conv a bias, as seed 000's blocks have."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, shortcut_bn: bool = True, conv_bias: bool = False):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=conv_bias)
         self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=conv_bias)
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.shortcut = nn.Identity()
         if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
+            # Without BN after it the projection needs its own bias; with BN, BN's shift replaces it.
+            projection = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=conv_bias or not shortcut_bn)
+            self.shortcut = nn.Sequential(projection, nn.BatchNorm2d(out_ch)) if shortcut_bn else nn.Sequential(projection)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -373,13 +390,15 @@ def resnet(
     stem_padding: int = 1,
     head: str = "global",
     dropout: float = 0.0,
+    shortcut_bn: bool = True,
+    conv_bias: bool = False,
 ) -> nn.Module:
     """A small ResNet: a 3x3 stem, a 2x2 max-pool, then one stage of basic blocks per width.
 
     downsample=True halves the map at the start of every stage after the first (14 -> 7 -> 4), which keeps it
     affordable on a CPU. head="global" averages each channel; head="flatten" is seed 000's: 2x2 average pool,
     then flatten into the fc layer. Seed 000's modified ResNet18: stem=8, widths=(16, 32, 64, 128),
-    blocks_per_stage=2, downsample=False, stem_padding=0, head="flatten".
+    blocks_per_stage=2, downsample=False, stem_padding=0, head="flatten", shortcut_bn=False, conv_bias=True.
     """
     stem = _check_int("stem", stem, 1, MAX_CHANNELS)
     widths = _check_widths("widths", widths, MAX_CHANNELS, max_layers=6)
@@ -388,14 +407,16 @@ def resnet(
     stem_padding = _check_int("stem_padding", stem_padding, 0, 1)
     head = _check_choice("head", head, RESNET_HEADS)
     dropout = _check_dropout("dropout", dropout)
+    shortcut_bn = _check_bool("shortcut_bn", shortcut_bn)
+    conv_bias = _check_bool("conv_bias", conv_bias)
     if downsample and len(widths) > 4:
         raise OptionError("widths", f"widths allows at most 4 stages when downsampling, got {len(widths)}")
-    layers: list[nn.Module] = [*_conv_block(1, stem, 3, True, padding=stem_padding, pool=True)]
+    layers: list[nn.Module] = [*_conv_block(1, stem, 3, True, padding=stem_padding, pool=True, bias=conv_bias)]
     in_ch, size = stem, _conv_size(28, 3, padding=stem_padding, pool=True)
     for stage, width in enumerate(widths):
         for block in range(blocks_per_stage):
             stride = 2 if downsample and stage > 0 and block == 0 else 1
-            layers.append(BasicBlock(in_ch, width, stride))
+            layers.append(BasicBlock(in_ch, width, stride, shortcut_bn, conv_bias))
             in_ch, size = width, _conv_size(size, 3, stride, padding=1)
     if head == "global":
         layers += [nn.AdaptiveAvgPool2d(1), Flatten()]

@@ -11,7 +11,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from digitlab.data import MNIST, normalize
+from digitlab.data import MNIST
 from digitlab.device import configure_cpu
 from digitlab.store import LoadedRun, atomic_write
 
@@ -21,7 +21,8 @@ _BATCH = 1000
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Class probabilities (B, 10) for normalised images (B, 1, 28, 28), on the model's device."""
+    """Class probabilities (B, 10) for scaled images (B, 1, 28, 28) (see LoadedRun.input_from_image), on the
+    model's device."""
     device = next(model.parameters()).device
     model.eval()
     probs = [torch.softmax(model(chunk.to(device)).float(), dim=1) for chunk in images.split(_BATCH)]
@@ -30,10 +31,14 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class RunPredictions:
-    """One run's view of the test set: probabilities (N, 10) and the true labels (N,)."""
+    """One run's view of the test set: probabilities (N, 10) and the true labels (N,).
+
+    test_sha256 identifies the test set (images and labels) they were computed on, so that two runs' predictions
+    are only compared over the same images; None when unknown (built by hand)."""
 
     probs: torch.Tensor
     labels: torch.Tensor
+    test_sha256: str | None = None
 
     @functools.cached_property
     def predicted(self) -> torch.Tensor:
@@ -65,32 +70,36 @@ class RunPredictions:
 
 
 @functools.lru_cache(maxsize=4)
-def _test_fingerprint(data: MNIST) -> str:
+def fingerprint_test_set(data: MNIST) -> str:
+    """SHA-256 of the test images and labels: what makes two prediction sets comparable image by image."""
     digest = hashlib.sha256(data.test_images.numpy().tobytes())
     digest.update(data.test_labels.numpy().tobytes())
     return digest.hexdigest()
 
 
 def run_predictions(run: LoadedRun, data: MNIST) -> RunPredictions:
-    """The run's predictions over the test set: read from beside the run when the weights and test set are the
-    ones they were computed from, else computed (on the CPU) and written there."""
+    """The run's predictions over the test set, its images scaled the way the run was trained: read from beside the
+    run when the weights, scaling and test set are the ones they were computed from, else computed (on the CPU)
+    and written there."""
     cache = run.record.path / PREDICTIONS_FILE
-    key = {"weights_sha256": run.weights_sha256, "test_sha256": _test_fingerprint(data)}
+    fingerprint = fingerprint_test_set(data)
+    key = {"weights_sha256": run.weights_sha256, "test_sha256": fingerprint,
+           "input_scaling": run.config.input_scaling}
     if cache.is_file():
         try:
             with safe_open(str(cache), framework="pt") as f:
                 if f.metadata() == key:
                     probs = f.get_tensor("probs")
                     if probs.shape == (len(data.test_labels), 10):
-                        return RunPredictions(probs, data.test_labels)
+                        return RunPredictions(probs, data.test_labels, fingerprint)
         except (SafetensorError, OSError, KeyError, ValueError):
             pass  # a damaged cache is recomputed below
     configure_cpu()
     model = run.model.to(memory_format=torch.channels_last)
-    probs = predict(model, normalize(data.test_images))
+    probs = predict(model, run.input_from_image(data.test_images))
     try:
         atomic_write(cache, lambda tmp: save_file({"probs": probs.contiguous()}, str(tmp), metadata=key))
     except OSError:
         pass  # a read-only checkpoint folder only costs recomputing next time
-    return RunPredictions(probs, data.test_labels)
+    return RunPredictions(probs, data.test_labels, fingerprint)
 

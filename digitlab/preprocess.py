@@ -1,5 +1,6 @@
 """A drawing -> a 28x28 image the way MNIST's were made: crop to the ink, fit the longer side into 20 px keeping
-the aspect ratio, centre the centre of mass in 28x28, normalise."""
+the aspect ratio, centre the centre of mass in 28x28, then scale the pixels the way the model was trained
+(a run's config.input_scaling; LoadedRun.input_from_canvas and input_from_image pass it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from digitlab.data import MNIST_MEAN, MNIST_STD
+from digitlab.data import normalize, scale_pixels
 
 IMAGE_SIZE = 28
 FIT_SIZE = 20  # MNIST digits were fitted into a 20x20 box inside the 28x28 image
@@ -56,9 +57,25 @@ def fit_digit(ink: torch.Tensor) -> torch.Tensor | None:
     return image
 
 
-def preprocess_canvas(rgba) -> torch.Tensor | None:
-    """A canvas's (H, W, 4) uint8 RGBA -> a normalised (1, 1, 28, 28) float batch, or None for an empty canvas."""
+def canvas_input(rgba, scaling: str = "mnist") -> torch.Tensor | None:
+    """A canvas's (H, W, 4) uint8 RGBA -> a (1, 1, 28, 28) float batch scaled by ``scaling`` (a key of
+    digitlab.data.INPUT_SCALINGS), or None for an empty canvas."""
     image = fit_digit(ink_image(rgba))
     if image is None:
         return None
-    return ((image - MNIST_MEAN) / MNIST_STD)[None, None]
+    return scale_pixels(image, scaling)[None, None]
+
+
+def preprocess_canvas(rgba) -> torch.Tensor | None:
+    """A canvas's (H, W, 4) uint8 RGBA -> an MNIST-scaled (1, 1, 28, 28) float batch, or None for an empty canvas.
+    A run trained with another input scaling needs canvas_input(rgba, scaling), or LoadedRun.input_from_canvas."""
+    return canvas_input(rgba, "mnist")
+
+
+def image_input(images, scaling: str = "mnist") -> torch.Tensor:
+    """uint8 MNIST-style images, (28, 28) or (N, 28, 28) -> a (N, 1, 28, 28) float batch scaled by ``scaling``."""
+    images = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if images.dtype != torch.uint8 or images.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE) or images.ndim not in (2, 3):
+        raise ValueError(f"expected uint8 images of shape (28, 28) or (N, 28, 28), got {images.dtype} of shape "
+                         f"{tuple(images.shape)}; MNIST's own images (data.test_images) are in this form")
+    return normalize(images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), scaling)

@@ -65,12 +65,14 @@ class BatchTrace:
         }
 
 
-def epoch_record(event: EpochEnd) -> dict[str, float]:
-    """An epoch's metrics as run.json (and the dashboard's snapshot) keep them."""
+def epoch_record(event: EpochEnd) -> dict[str, float | None]:
+    """An epoch's metrics as run.json (and the dashboard's snapshot) keep them; val_loss and val_acc are null for a
+    run without a validation split."""
     return {
         "epoch": event.epoch, "train_loss": event.train_loss, "train_acc": event.train_acc,
         "test_loss": event.test_loss, "test_acc": event.test_acc, "lr": event.lr,
         "samples_seen": event.samples_seen, "elapsed_s": event.elapsed_s,
+        "val_loss": event.val_loss, "val_acc": event.val_acc,
     }
 
 

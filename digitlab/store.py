@@ -215,6 +215,19 @@ class LoadedRun:
     def metrics(self) -> dict[str, Any]:
         return {"epochs": self.record.epochs, "final": self.record.final, "batches": self.record.batches}
 
+    def input_from_canvas(self, rgba) -> torch.Tensor | None:
+        """A canvas's (H, W, 4) uint8 RGBA -> this run's model input (1, 1, 28, 28), scaled the way it was trained;
+        None for an empty canvas."""
+        from digitlab.preprocess import canvas_input  # deferred: the store itself needs no image code
+
+        return canvas_input(rgba, self.config.input_scaling)
+
+    def input_from_image(self, images) -> torch.Tensor:
+        """uint8 (28, 28) or (N, 28, 28) MNIST-style images -> this run's model input (N, 1, 28, 28)."""
+        from digitlab.preprocess import image_input
+
+        return image_input(images, self.config.input_scaling)
+
 
 @dataclass(frozen=True)
 class Listing:

@@ -10,6 +10,7 @@ from digitlab.models import (
     default_options,
     list_models,
     option_errors,
+    parameter_count,
 )
 
 # Every registered model with its defaults, plus every preset's model: a new model or preset is tested for free.
@@ -178,3 +179,56 @@ def test_every_allowed_dropout_drops_its_share(p):
     out = Dropout(p).train()(torch.ones(400_000))
     assert torch.isfinite(out).all()
     assert (out == 0).float().mean().item() == pytest.approx(p, abs=0.003)
+
+
+def _seed_000_residual(in_ch: int, out_ch: int) -> int:
+    """Seed 000's Residual block: two biased 3x3 convs, two BatchNorms, a biased 1x1 conv3 when channels change."""
+    convs = 9 * in_ch * out_ch + out_ch + 9 * out_ch * out_ch + out_ch
+    return convs + 4 * out_ch + (in_ch * out_ch + out_ch if in_ch != out_ch else 0)
+
+
+# Only seed 002 states parameter counts (Tables 3.1 and 3.2); the others give layers, counted here by hand.
+SEED_PRESET_COUNTS = {
+    "seed-002-mlp": 109_184,  # seed 002, Table 3.1, without BN
+    "seed-002-mlp-bn": 109_568,  # Table 3.1, with BN
+    "seed-002-cnn": 2_143,  # Table 3.2, without BN
+    "seed-002-cnn-bn": 2_159,  # Table 3.2, with BN
+    "seed-cnn": 80 + 1168 + 147520 + 650,  # seed 000: conv 1->8, 8->16 at 3x3, fc 2304-64-10
+    "seed-lenet": 156 + 2416 + 48120 + 10164 + 850,  # seed 001: conv 6, 16 at 5x5, fc 400-120-84-10
+    "seed-mlp": 401920 + 262656 + 262656 + 5130,  # seed 003: 784-512-512-512-10
+    "seed-003-cnn": 28 * 9 + 28 + 4732 * 128 + 128 + 128 * 10 + 10,  # seed 003: conv 1->28 at 3x3, fc 4732-128-10
+    "seed-lenet3": 156 + 400 + 7800 + 10164 + 850,  # seed 004: conv 6@5x5, 16@2x2, 120@2x2, fc 120-84-10
+    # Seed 000's Appendix C: biased stem conv 1->8 + BN, eight Residual blocks, fc 36*128 -> 10.
+    "seed-resnet": 80 + 16 + sum(_seed_000_residual(i, o) for i, o in [(8, 16), (16, 16), (16, 32), (32, 32),
+                                                                         (32, 64), (64, 64), (64, 128), (128, 128)])
+                   + 4608 * 10 + 10,
+}
+
+
+@pytest.mark.parametrize("name", SEED_PRESET_COUNTS)
+def test_seed_presets_have_the_write_ups_parameter_counts(name):
+    from digitlab.config import PRESETS
+
+    config = PRESETS[name].config
+    assert parameter_count(config.model, config.model_options) == SEED_PRESET_COUNTS[name]
+
+
+def test_seed_002_networks_differ_only_by_batch_norm():
+    from digitlab.config import PRESETS
+
+    for net in ("mlp", "cnn"):
+        plain, with_bn = PRESETS[f"seed-002-{net}"].config, PRESETS[f"seed-002-{net}-bn"].config
+        assert {**plain.model_options, "batch_norm": True} == with_bn.model_options
+        assert plain.replace(model_options=with_bn.model_options) == with_bn
+    assert not any(m.bias is not None for m in create_model("mlp", hidden=[128, 64], bias=False).modules()
+                   if isinstance(m, torch.nn.Linear))
+
+
+def test_the_shipped_resnet_still_loads_exactly(store_with_shipped):
+    from digitlab.store import load_run
+
+    loaded = load_run("shipped-resnet", store_with_shipped)  # a strict load_state_dict
+    assert loaded.config.model_options.get("shortcut_bn", True) and not loaded.config.model_options.get("conv_bias")
+    seed = create_model("resnet", stem=8, widths=[16, 32], blocks_per_stage=1, shortcut_bn=False, conv_bias=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for block in seed.modules()
+                   if hasattr(block, "shortcut") for m in block.shortcut.modules())

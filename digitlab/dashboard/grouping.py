@@ -1,0 +1,144 @@
+"""Runs grouped by configuration for the Compare page: runs that differ only in seed (and name) are repeats of one
+experiment, shown as a mean with a ±1 std band rather than as separate lines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from digitlab.config import TrainConfig
+from digitlab.dashboard.charts import PALETTE, colour_for
+from digitlab.store import RunRecord
+
+IGNORED_FIELDS = ("seed", "name")  # what repeats of one experiment may differ in
+EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc")
+
+
+def group_fields(config: TrainConfig) -> dict[str, Any]:
+    """The config as a flat dict without seed and name; model_options flattened to "model_options.<option>"."""
+    fields = {k: v for k, v in config.to_dict().items() if k not in IGNORED_FIELDS and k != "model_options"}
+    fields.update({f"model_options.{k}": v for k, v in sorted(config.model_options.items())})
+    return fields
+
+
+def group_key(config: TrainConfig) -> str:
+    """The same text for every config that differs only in seed and name (JSON with sorted keys)."""
+    return json.dumps(group_fields(config), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation of n values; std is None for a single value (no band, just the run)."""
+
+    n: int
+    mean: float | None
+    std: float | None
+
+
+def stat(values: Sequence[float]) -> Stat:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    n = len(values)
+    if n == 0:
+        return Stat(0, None, None)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return Stat(n, mean, std)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A per-epoch metric over a group's runs: per epoch index (epoch 1 first), the mean, the std (None where only
+    one run has that epoch) and how many runs have it."""
+
+    epochs: list[int]
+    mean: list[float]
+    std: list[float | None]
+    n: list[int]
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    label: str  # what sets this group apart from the others shown, e.g. "lr=0.01, input_scaling=unit"
+    colour: str
+    runs: list[RunRecord]
+    fields: dict[str, Any]  # its hyperparameters, once
+    test_acc: Stat
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.config.seed for run in self.runs]
+
+    def curve(self, metric: str) -> Curve:
+        return epoch_curve(self.runs, metric)
+
+
+def epoch_curve(runs: Sequence[RunRecord], metric: str) -> Curve:
+    """Mean and std of ``metric`` per epoch index over the runs that reached that epoch and recorded it."""
+    if metric not in EPOCH_METRICS:
+        raise ValueError(f"unknown per-epoch metric {metric!r}; choose one of {', '.join(EPOCH_METRICS)}")
+    by_epoch: dict[int, list[float]] = {}
+    for run in runs:
+        for index, epoch in enumerate(run.epochs, start=1):
+            value = epoch.get(metric)
+            if value is not None:
+                by_epoch.setdefault(index, []).append(value)
+    epochs = sorted(by_epoch)
+    stats = [stat(by_epoch[e]) for e in epochs]
+    return Curve(epochs, [s.mean for s in stats], [s.std for s in stats], [s.n for s in stats])
+
+
+def differing_label(fields: dict[str, Any], differing: Sequence[str], fallback: str) -> str:
+    parts = [f"{name}={_short(fields.get(name, '-'))}" for name in differing]
+    return ", ".join(parts) or fallback
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def group_colours(keys: Sequence[str]) -> dict[str, str]:
+    """A colour per group key that depends on the key, not on the order or the page: the same experiment keeps its
+    colour. Keys are placed in sorted order at their hashed palette slot, moving to the next free one on a clash,
+    so groups shown together differ while there are colours to spare."""
+    colours: dict[str, str] = {}
+    taken: set[int] = set()
+    for key in sorted(set(keys)):
+        slot = int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(PALETTE)
+        for step in range(len(PALETTE)):
+            if (slot + step) % len(PALETTE) not in taken:
+                slot = (slot + step) % len(PALETTE)
+                break
+        taken.add(slot)
+        if len(taken) == len(PALETTE):
+            taken.clear()
+        colours[key] = colour_for(slot)
+    return colours
+
+
+def group_runs(records: Sequence[RunRecord]) -> list[Group]:
+    """Groups of runs sharing every config field but seed and name, in order of first appearance."""
+    members: dict[str, list[RunRecord]] = {}
+    for record in records:
+        members.setdefault(group_key(record.config), []).append(record)
+    fields = {key: group_fields(runs[0].config) for key, runs in members.items()}
+    names = sorted({name for f in fields.values() for name in f})
+    differing = [name for name in names if len({json.dumps(f.get(name), sort_keys=True) for f in fields.values()}) > 1]
+    colours = group_colours(list(members))
+    return [
+        Group(key, differing_label(fields[key], differing, runs[0].config.model), colours[key], runs, fields[key],
+              stat([run.test_acc for run in runs]))
+        for key, runs in members.items()
+    ]
