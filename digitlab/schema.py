@@ -66,6 +66,10 @@ def _number(low: float, high: float, *, integer: bool = False, non_finite_when: 
     return check
 
 
+def _or_null(check: Check) -> Check:
+    return lambda value, status: None if value is None else check(value, status)
+
+
 def _text(value: Any, status: str) -> str | None:
     return None if isinstance(value, str) else f"must be text, got {_shown(value)}"
 
@@ -115,6 +119,8 @@ EPOCH_FIELDS: dict[str, Check] = {
     "epoch": _number(1, 10**6, integer=True), "train_loss": _LOSS, "train_acc": _ACC, "test_loss": _LOSS,
     "test_acc": _ACC, "lr": _number(0, MAX_LR), "samples_seen": _COUNT, "elapsed_s": _SECONDS,
 }
+# Recorded since validation splits: null in a run without one, absent in runs recorded before.
+EPOCH_VALIDATION: dict[str, Check] = {"val_loss": _or_null(_LOSS), "val_acc": _or_null(_ACC)}
 BATCH_FIELDS: dict[str, Check] = {  # downsampled averages: samples_seen may hold fractions
     "samples_seen": _number(0, MAX_COUNT), "elapsed_s": _SECONDS,
     "loss": _number(0, MAX_LOSS, non_finite_when=NON_FINITE_LOSS_STATUSES),
@@ -181,7 +187,8 @@ def _config_errors(config_json: str) -> tuple[str, ...]:
     return tuple(f"config: {message}" for message in errors.values())
 
 
-def _check_list_of(value: Any, fields: dict[str, Check] | Check, where: str, status: str) -> list[str]:
+def _check_list_of(value: Any, fields: dict[str, Check] | Check, where: str, status: str,
+                   optional: dict[str, Check] | None = None) -> list[str]:
     if not isinstance(value, list):
         return [f"{where} must be a list, got {_shown(value)}"]
     bounds = getattr(fields, "bounds", None)
@@ -196,6 +203,7 @@ def _check_list_of(value: Any, fields: dict[str, Check] | Check, where: str, sta
             problems.append(f"{where}[{i}] must be an object, got {_shown(item)}")
         else:
             problems += _check_fields(item, fields, f"{where}[{i}].", status, required=True)
+            problems += _check_fields(item, optional or {}, f"{where}[{i}].", status, required=False)
         if problems:
             return problems  # the first bad entry says enough
     return problems
@@ -228,7 +236,7 @@ def _check_final(final: Any, status: str) -> list[str]:
 # The required parts with structure of their own: (value, status) -> problems.
 PARTS: dict[str, Callable[[Any, str], list[str]]] = {
     "config": lambda config, status: _check_config(config),
-    "epochs": lambda epochs, status: _check_list_of(epochs, EPOCH_FIELDS, "epochs", status),
+    "epochs": lambda epochs, status: _check_list_of(epochs, EPOCH_FIELDS, "epochs", status, EPOCH_VALIDATION),
     "batches": _check_batches,
     "final": _check_final,
 }

@@ -6,7 +6,7 @@ from streamlit_drawable_canvas import st_canvas  # only importable inside a runn
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.consensus import agreement, guess_drawing
-from digitlab.dashboard.images import normalized_png
+from digitlab.dashboard.images import pixels_png
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.store import RunError
 
@@ -51,7 +51,8 @@ with canvas_col:
             st.warning(f"Skipped **{markdown_literal(shorten(by_id[run_id].name))}**: {markdown_literal(str(err))}")
     rgba = canvas.image_data
     names = {i: shorten(by_id[i].name) for i in models}
-    image, guesses, ms = guess_drawing(models, rgba, names) if rgba is not None else (None, [], 0.0)
+    scalings = {i: by_id[i].config.input_scaling for i in models}
+    image, guesses, ms = guess_drawing(models, rgba, names, scalings) if rgba is not None else (None, [], 0.0)
     clear_col, seen_col = st.columns([1, 1], vertical_alignment="top")
     if clear_col.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
         st.session_state["draw.canvas_generation"] += 1
@@ -60,7 +61,7 @@ with canvas_col:
         if image is None:
             st.caption("The models see a 28 × 28 image: it appears here once you draw.")
         else:
-            st.image(normalized_png(image, scale=4), caption="What the models see: 28 × 28, centred by mass")
+            st.image(pixels_png(image, scale=4), caption="What the models see: 28 × 28, centred by mass")
 
 with result_col:
     if image is None:

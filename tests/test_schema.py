@@ -94,6 +94,15 @@ def test_an_fp16_cuda_run_reads_here_and_its_recorded_precision_is_checked(shipp
         check_record({**shipped_record, "precision": "fp8"})
 
 
+def test_validation_metrics_are_numbers_or_null_and_old_runs_lack_them(shipped_record):
+    epoch = shipped_record["epochs"][0]
+    assert "val_acc" not in epoch  # recorded before validation splits: still reads (the shipped records pass)
+    check_record({**shipped_record, "epochs": [{**epoch, "val_loss": None, "val_acc": None}]})
+    check_record({**shipped_record, "epochs": [{**epoch, "val_loss": 0.1, "val_acc": 0.98}]})
+    with pytest.raises(SchemaError, match=r"epochs\[0\].val_acc must be a number between 0 and 1, got 7"):
+        check_record({**shipped_record, "epochs": [{**epoch, "val_loss": 0.1, "val_acc": 7}]})
+
+
 def test_only_a_stopped_run_may_have_no_score(shipped_record):
     unscored = {"train_s": 0.1, "epochs_done": 0}
     check_record({**shipped_record, "status": "stopped", "final": unscored, "epochs": []})

@@ -12,7 +12,8 @@ from torch import nn
 from digitlab.dashboard.text import markdown_literal
 from digitlab.device import one_thread
 from digitlab.predict import predict
-from digitlab.preprocess import preprocess_canvas
+from digitlab.data import scale_pixels
+from digitlab.preprocess import fit_digit, ink_image
 
 
 @dataclass(frozen=True)
@@ -24,26 +25,28 @@ class Guess:
     key: str = ""  # what the caller keyed the model by (a run id): names need not be unique
 
 
-def predict_all(models: Mapping[str, nn.Module], image: torch.Tensor,
-                names: Mapping[str, str] | None = None) -> list[Guess]:
-    """Each model's guess for one normalised (1, 1, 28, 28) image, in the order of ``models``, which are keyed
-    uniquely (by run id); ``names`` gives the name to show for a key (default: the key)."""
+def predict_all(models: Mapping[str, nn.Module], pixels: torch.Tensor, names: Mapping[str, str] | None = None,
+                scalings: Mapping[str, str] | None = None) -> list[Guess]:
+    """Each model's guess for one drawing's (28, 28) pixels on 0..1, scaled the way that model was trained
+    (``scalings``: its run's input_scaling, default MNIST's), in the order of ``models``, which are keyed uniquely
+    (by run id); ``names`` gives the name to show for a key (default: the key)."""
     guesses = []
     for key, model in models.items():
-        probs = predict(model, image)[0]
+        probs = predict(model, scale_pixels(pixels, (scalings or {}).get(key, "mnist"))[None, None])[0]
         confidence, digit = probs.max(0)
         guesses.append(Guess((names or {}).get(key, key), digit.item(), confidence.item(), probs, key))
     return guesses
 
 
-def guess_drawing(models: Mapping[str, nn.Module], rgba, names: Mapping[str, str] | None = None
-                  ) -> tuple[torch.Tensor | None, list[Guess], float]:
-    """A canvas's RGBA -> (what the models see, or None when empty; their guesses; milliseconds for both)."""
+def guess_drawing(models: Mapping[str, nn.Module], rgba, names: Mapping[str, str] | None = None,
+                  scalings: Mapping[str, str] | None = None) -> tuple[torch.Tensor | None, list[Guess], float]:
+    """A canvas's RGBA -> (what the models see: (28, 28) pixels on 0..1, or None when empty; their guesses;
+    milliseconds for both)."""
     start = time.perf_counter()
     with one_thread():
-        image = preprocess_canvas(rgba)
-        guesses = [] if image is None else predict_all(models, image, names)
-    return image, guesses, (time.perf_counter() - start) * 1000
+        pixels = fit_digit(ink_image(rgba))
+        guesses = [] if pixels is None else predict_all(models, pixels, names, scalings)
+    return pixels, guesses, (time.perf_counter() - start) * 1000
 
 
 def agreement(guesses: list[Guess]) -> tuple[bool, str]:

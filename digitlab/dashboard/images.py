@@ -10,7 +10,6 @@ import torch
 from PIL import Image, ImageDraw
 
 from digitlab.dashboard.charts import PALETTE
-from digitlab.data import MNIST_MEAN, MNIST_STD
 
 WRONG = PALETTE[3]  # the colour of a wrong answer
 
@@ -23,10 +22,9 @@ def digit_png(image: torch.Tensor, scale: int = 4) -> bytes:
     return buffer.getvalue()
 
 
-def normalized_png(batch: torch.Tensor, scale: int = 8) -> bytes:
-    """What a model sees: a normalised (1, 1, 28, 28) batch back on 0..255, enlarged."""
-    image = (batch[0, 0] * MNIST_STD + MNIST_MEAN).clamp(0, 1) * 255
-    return digit_png(image.round(), scale)
+def pixels_png(pixels: torch.Tensor, scale: int = 8) -> bytes:
+    """A (28, 28) image on 0..1 (what preprocessing makes of a drawing), enlarged."""
+    return digit_png((pixels.clamp(0, 1) * 255).round(), scale)
 
 
 def top_k_bar_html(top: list[tuple[int, float]], true_label: int) -> str:
