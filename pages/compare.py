@@ -1,4 +1,5 @@
-"""Compare: runs side by side — table, overlaid curves, small multiples; rename and delete."""
+"""Compare: runs side by side, or grouped over seeds — table, overlaid curves (bands for groups), small multiples,
+McNemar's test of two runs; rename and delete."""
 
 import streamlit as st
 
@@ -7,13 +8,17 @@ from digitlab.dashboard.compare import (
     METRICS,
     TABLE_COLUMNS,
     X_AXES,
+    group_series,
+    groups_table,
     overlay_series,
     run_colours,
     runs_table,
     small_multiple_panels,
     sort_runs_table,
+    styled_groups_table,
     styled_runs_table,
 )
+from digitlab.dashboard.grouping import group_runs
 from digitlab.dashboard.text import markdown_literal, shorten
 
 ui.use_app_navigation()
@@ -37,16 +42,41 @@ if not selected:
     st.stop()
 
 colours = run_colours([r.id for r in listing.runs])
-# A plain table, sorted by the controls above it: the interactive grid of st.dataframe took the browser 0.3-0.7 s
-# to draw, most of a page switch.
-sort_col, order_col, csv_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-by = sort_col.selectbox("Sort the table by", TABLE_COLUMNS, index=TABLE_COLUMNS.index("Test accuracy"),
-                        key="compare.sort")
-descending = order_col.toggle("Descending", value=True, key="compare.descending")
-table = sort_runs_table(runs_table(selected), by, descending)
-csv_col.download_button("Download as CSV", table.to_csv(index=False).encode(), "digitlab-runs.csv", "text/csv",
-                        key="compare.csv", icon=":material/download:", width="stretch")
-st.table(styled_runs_table(table))
+grouped = st.toggle("Group repeats: runs whose configs differ only in seed and name, as one mean ± std",
+                    key="compare.group")
+groups = group_runs(selected) if grouped else []
+if grouped:
+    table = groups_table(groups)
+    st.download_button("Download as CSV", table.to_csv(index=False).encode(), "digitlab-groups.csv", "text/csv",
+                       key="compare.csv", icon=":material/download:")
+    st.table(styled_groups_table(table))
+else:
+    # A plain table, sorted by the controls above it: the interactive grid of st.dataframe took the browser
+    # 0.3-0.7 s to draw, most of a page switch.
+    sort_col, order_col, csv_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+    by = sort_col.selectbox("Sort the table by", TABLE_COLUMNS, index=TABLE_COLUMNS.index("Test accuracy"),
+                            key="compare.sort")
+    descending = order_col.toggle("Descending", value=True, key="compare.descending")
+    table = sort_runs_table(runs_table(selected), by, descending)
+    csv_col.download_button("Download as CSV", table.to_csv(index=False).encode(), "digitlab-runs.csv", "text/csv",
+                            key="compare.csv", icon=":material/download:", width="stretch")
+    st.table(styled_runs_table(table))
+
+scored = [r.id for r in selected if r.usable]
+with st.container(border=True):
+    st.markdown("**Is the difference real?** McNemar's exact test on the test images the two runs disagree on.")
+    if len(scored) < 2:
+        st.caption("Select two runs with weights to test whether their test accuracies really differ.")
+    else:
+        first_col, second_col = st.columns(2)
+        first = first_col.selectbox("First run", scored, format_func=labels.get, key="compare.significance.first")
+        second = second_col.selectbox("Second run", scored, index=1, format_func=labels.get,
+                                      key="compare.significance.second")
+        done, line = ui.significance(by_id[first], by_id[second])
+        if done:
+            st.markdown(line)
+        else:
+            st.warning(line)
 
 controls = st.columns([2, 3])
 x_axis = controls[0].radio("X axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="compare.x")
@@ -55,17 +85,29 @@ smoothing = controls[1].slider("Smoothing of the per-batch train loss", 0.0, 0.9
 # Only the open tab is drawn: a hidden tab's charts would cost the browser as much as visible ones.
 overlaid, multiples, manage = st.tabs(["Overlaid curves", "Side by side", "Rename or delete"], key="compare.view",
                                       on_change="rerun")
+validated = any(e.get("val_acc") is not None for r in selected for e in r.epochs)
 if overlaid.open:
     with overlaid:
-        first, second = st.columns(2)
-        for column, metric in ((first, "test_acc"), (second, "test_loss")):
-            fig = charts.overlay_figure(overlay_series(selected, colours, metric, x_axis, smoothing), METRICS[metric],
-                                        X_AXES[x_axis], METRICS[metric], percent=metric.endswith("acc"),
-                                        log_y=metric.endswith("loss"))
-            column.plotly_chart(fig, key=f"compare.chart.{metric}")
-        fig = charts.overlay_figure(overlay_series(selected, colours, "train_loss", x_axis, smoothing),
-                                    "Train loss (per batch, smoothed)", X_AXES[x_axis], "Cross-entropy", log_y=True)
-        st.plotly_chart(fig, key="compare.chart.train_loss")
+        pairs = [("test_acc", "test_loss"), *([("val_acc", "val_loss")] if validated else [])]
+        for pair in pairs:
+            for column, metric in zip(st.columns(2), pair):
+                percent, log_y = metric.endswith("acc"), metric.endswith("loss")
+                if grouped:  # mean ± std per epoch: the runs of a group share epochs, not times or sample counts
+                    fig = charts.group_figure(group_series(groups, metric), METRICS[metric], X_AXES["epoch"],
+                                              METRICS[metric], percent=percent, log_y=log_y)
+                else:
+                    fig = charts.overlay_figure(overlay_series(selected, colours, metric, x_axis, smoothing),
+                                                METRICS[metric], X_AXES[x_axis], METRICS[metric], percent=percent,
+                                                log_y=log_y)
+                column.plotly_chart(fig, key=f"compare.chart.{metric}")
+        if grouped:
+            st.caption("Grouped curves are drawn per epoch: the mean of the group's runs, a band of ±1 standard "
+                       "deviation where two or more runs have that epoch, and each run faintly behind.")
+        else:
+            fig = charts.overlay_figure(overlay_series(selected, colours, "train_loss", x_axis, smoothing),
+                                        "Train loss (per batch, smoothed)", X_AXES[x_axis], "Cross-entropy",
+                                        log_y=True)
+            st.plotly_chart(fig, key="compare.chart.train_loss")
 
 if multiples.open:
     with multiples:

@@ -95,6 +95,11 @@ with class_col:
             "only_first": f"Only {first_name} gets wrong ({len(overlap.only_first)})",
             "only_second": f"Only {other_name} gets wrong ({len(overlap.only_second)})",
         }
+        done, line = ui.significance(record, other)
+        if done:
+            st.caption(line)
+        else:
+            st.warning(line)
         subset = st.radio("Show", list(subsets), format_func=subsets.get, key="errors.subset")
         among = {"all": None, "both": overlap.both, "only_first": overlap.only_first,
                  "only_second": overlap.only_second}[subset]

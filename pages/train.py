@@ -5,7 +5,7 @@ import streamlit as st
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import train_size
 from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
-from digitlab.data import AUGMENTATIONS
+from digitlab.data import AUGMENTATIONS, INPUT_SCALINGS
 from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only
@@ -113,6 +113,8 @@ with left, st.container(border=True):
                                                                             disabled=not step))
     row(number("Weight decay", "weight_decay", 0.0001, fmt="%.4g"), number("Label smoothing", "label_smoothing", 0.05))
     row(choice("Augmentation", "augment", AUGMENTATIONS), number("Seed", "seed", 1))
+    row(choice("Input scaling", "input_scaling", list(INPUT_SCALINGS)),
+        number("Validation images", "validation_size", 1000))
     row(("device", lambda: st.selectbox("Device", ["auto", *available_devices()], key=widget("device"),
                                         on_change=on_edit, help=FIELD_HELP["device"])),
         choice("Precision", "precision", PRECISIONS))

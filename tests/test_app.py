@@ -402,3 +402,79 @@ def test_read_only_mode_still_shows_every_page(read_only_app):
         at = open_app(page)
         assert_clean(at)
     assert any("Read-only mode" in c.value for c in at.sidebar.caption)
+
+
+@pytest.fixture
+def repeated_runs(app_env, store_with_shipped, tiny_data):
+    """Three runs of one config (seeds 0, 1, 2) and one of another, in a store beside the shipped runs."""
+    store = app_env(store_with_shipped)
+    repeat = TrainConfig(model="mlp", model_options={"hidden": [32]}, lr=0.01, batch_size=64, epochs=2)
+    for seed in range(3):
+        record_training(RunStore(store), repeat.replace(seed=seed, name=f"repeat {seed}"),
+                        train(repeat.replace(seed=seed), tiny_data))
+    other = repeat.replace(lr=0.05, name="other")
+    record_training(RunStore(store), other, train(other, tiny_data))
+    return store
+
+
+def chart_traces(at: AppTest, key_part: str) -> list[dict]:
+    (chart,) = [c for c in at.get("plotly_chart") if key_part in c.proto.id]
+    return json.loads(chart.proto.spec)["data"]
+
+
+def test_compare_groups_repeats_into_a_band_and_keeps_a_single_run_single(repeated_runs):
+    trained = [r.id for r in RunStore(repeated_runs).list().runs if not r.shipped]
+    at = open_app("pages/compare.py")
+    at.multiselect(key="compare.runs").set_value(trained).run()
+    assert_clean(at)
+    assert len(at.table[0].value) == 4  # ungrouped: one row per run
+    assert len(chart_traces(at, "compare.chart.test_acc")) == 4
+    at.toggle(key="compare.group").set_value(True).run()
+    assert_clean(at)
+    table = at.table[0].value
+    assert sorted(table["Runs"]) == [1, 3]
+    three = table[table["Runs"] == 3].iloc[0]
+    runs = [r for r in RunStore(repeated_runs).list().runs if r.name.startswith("repeat")]
+    accs = [r.test_acc for r in runs]
+    assert three["Mean test accuracy"] == pytest.approx(sum(accs) / 3)
+    assert sorted(three["Seeds"].split(", ")) == ["0", "1", "2"] and three["Std"] > 0
+    assert table[table["Runs"] == 1]["Std"].isna().all()  # a single run has no spread
+    traces = chart_traces(at, "compare.chart.test_acc")
+    bands = [t for t in traces if t.get("fill") == "tonexty"]
+    means = [t for t in traces if t.get("showlegend", True) is not False]
+    assert len(bands) == 1 and len(means) == 2  # one band (the 3 repeats), two mean lines, no band for "other"
+    assert any("n=3" in t["name"] for t in means) and any("n=1" in t["name"] for t in means)
+
+
+def test_compare_groups_of_one_run_each_draw_single_runs_without_error(several_runs):
+    at = open_app("pages/compare.py")
+    at.toggle(key="compare.group").set_value(True).run()
+    assert_clean(at)
+    traces = chart_traces(at, "compare.chart.test_acc")
+    assert not [t for t in traces if t.get("fill") == "tonexty"]
+    assert set(at.table[0].value["Runs"]) == {1}
+
+
+def test_compare_says_whether_two_runs_differ_significantly(repeated_runs):
+    at = open_app("pages/compare.py")
+    ids = [r.id for r in RunStore(repeated_runs).list().runs if not r.shipped]
+    at.multiselect(key="compare.runs").set_value(ids[:2]).run()
+    line = " ".join(m.value for m in at.markdown)
+    assert re.search(r"is right on \d+ images? that .* gets wrong, .* on \d+ that .*: p = ", line), line
+    at.selectbox(key="compare.significance.second").set_value(ids[0]).run()
+    assert any("compared with itself" in w.value for w in at.warning)
+    assert_clean(at)
+
+
+def test_errors_shows_the_significance_line_for_its_second_run(several_runs):
+    at = open_app("pages/errors.py")
+    at.selectbox(key="errors.versus").set_value("shipped-mlp").run()
+    assert_clean(at)
+    assert any(re.search(r"p = [\d.<]", c.value) for c in at.caption), [c.value for c in at.caption]
+
+
+def test_the_form_refuses_a_validation_size_out_of_range(app_env, tmp_path):
+    app_env(tmp_path / "store")
+    at = open_app("pages/train.py")
+    at.number_input(key="train.validation_size").set_value(30001).run()
+    assert "validation_size must be between 0 and 30000, got 30001" in " ".join(m.value for m in at.markdown)

@@ -17,7 +17,7 @@ from digitlab.dashboard.text import plotly_literal
 # Vega's category10-like palette: distinct in colour-blind simulations and on a projector.
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6",
            "#79706E")
-TRAIN_COLOUR, TEST_COLOUR = PALETTE[0], PALETTE[1]
+TRAIN_COLOUR, TEST_COLOUR, VALIDATION_COLOUR = PALETTE[0], PALETTE[1], PALETTE[2]
 
 
 def colour_for(index: int) -> str:
@@ -78,12 +78,15 @@ def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: floa
 
 
 def epoch_figure(epochs: Sequence[dict[str, float]], metric: str, total_epochs: int | None = None) -> go.Figure:
-    """Train and test ``metric`` ("acc" or "loss") per epoch."""
+    """Train, test and (for a run with a validation split) validation ``metric`` ("acc" or "loss") per epoch."""
     numbers = [e["epoch"] for e in epochs]
+    splits = [("train", "train", TRAIN_COLOUR), ("test", "test", TEST_COLOUR)]
+    if any(e.get(f"val_{metric}") is not None for e in epochs):
+        splits.append(("val", "validation", VALIDATION_COLOUR))
     traces = [
-        go.Scatter(x=numbers, y=[e[f"{split}_{metric}"] for e in epochs], name=split, mode="lines+markers",
+        go.Scatter(x=numbers, y=[e.get(f"{split}_{metric}") for e in epochs], name=name, mode="lines+markers",
                    line={"color": colour, "width": 2.5}, marker={"size": 8})
-        for split, colour in (("train", TRAIN_COLOUR), ("test", TEST_COLOUR))
+        for split, name, colour in splits
     ]
     is_acc = metric == "acc"
     layout = _layout("Accuracy per epoch" if is_acc else "Loss per epoch", "Epoch",
@@ -112,6 +115,50 @@ def overlay_figure(series: Sequence[Series], title: str, x_title: str, y_title: 
                          line={"color": s.colour, "width": 2.5}, marker={"size": 7}) for s in series]
     layout = _layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     # Run names are long: the legend goes under the plot, where it can wrap.
+    layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
+                                               "xanchor": "left"})
+    return go.Figure(traces, layout)
+
+
+@dataclass(frozen=True)
+class GroupSeries:
+    """One group of runs on one metric: its mean per epoch, the std there (None where one run has that epoch, so no
+    band), and each run's own (x, y), drawn faintly behind."""
+
+    name: str
+    colour: str
+    x: list[float]
+    mean: list[float]
+    std: list[float | None]
+    runs: list[tuple[list[float], list[float]]]
+
+
+def _translucent(colour: str, alpha: float) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def group_figure(groups: Sequence[GroupSeries], title: str, x_title: str, y_title: str, percent: bool = False,
+                 log_y: bool = False) -> go.Figure:
+    """Each group as its mean line with a shaded ±1 std band where two or more runs have that epoch, and its single
+    runs faint behind; one legend entry per group, which shows or hides all of it."""
+    traces = []
+    for g in groups:
+        name = plotly_literal(g.name)
+        for x, y in g.runs:
+            traces.append(go.Scatter(x=x, y=y, mode="lines", line={"color": g.colour, "width": 1}, opacity=0.35,
+                                     legendgroup=name, showlegend=False, hoverinfo="skip"))
+        banded = [(x, m, s) for x, m, s in zip(g.x, g.mean, g.std) if s is not None]
+        if banded:
+            x, upper, lower = zip(*[(x, m + s, m - s) for x, m, s in banded])
+            traces.append(go.Scatter(x=list(x), y=list(upper), mode="lines", line={"width": 0}, legendgroup=name,
+                                     showlegend=False, hoverinfo="skip"))
+            traces.append(go.Scatter(x=list(x), y=list(lower), mode="lines", line={"width": 0}, fill="tonexty",
+                                     fillcolor=_translucent(g.colour, 0.22), legendgroup=name, showlegend=False,
+                                     hoverinfo="skip"))
+        traces.append(go.Scatter(x=g.x, y=g.mean, name=name, mode="lines+markers", legendgroup=name,
+                                 line={"color": g.colour, "width": 3}, marker={"size": 7}))
+    layout = _layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
                                                "xanchor": "left"})
     return go.Figure(traces, layout)

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from digitlab.dashboard.charts import Series, colour_for, ema
+from digitlab.dashboard.charts import GroupSeries, Series, colour_for, ema
+from digitlab.dashboard.grouping import Group
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.config import TrainConfig
 from digitlab.models import default_options
@@ -21,6 +22,8 @@ METRICS = {
     "test_loss": "Test loss",
     "train_loss": "Train loss",
     "train_acc": "Train accuracy",
+    "val_acc": "Validation accuracy",
+    "val_loss": "Validation loss",
 }
 _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 # The runs table (seed 002's comparison tables), and how people read its numbers.
@@ -59,7 +62,8 @@ def metric_curve(record_data: dict[str, Any], metric: str, x_axis: str, smoothin
         else:
             x = list(samples if x_axis == "samples" else batches.get("elapsed_s", []))
         return x, ema(batches.get("loss", []), smoothing)
-    epochs = record_data.get("epochs") or []
+    # Validation metrics are None in runs without a split, and absent in runs recorded before splits existed.
+    epochs = [e for e in record_data.get("epochs") or [] if e.get(metric) is not None]
     return [e[_EPOCH_X[x_axis]] for e in epochs], [e[metric] for e in epochs]
 
 
@@ -75,6 +79,42 @@ def overlay_series(records: Sequence[RunRecord], colours: dict[str, str], metric
         x, y = metric_curve(record.data, metric, x_axis, smoothing)
         series.append(Series(shorten(record.name), colours[record.id], x, y, markers=metric != "train_loss"))
     return series
+
+
+def group_series(groups: Sequence[Group], metric: str) -> list[GroupSeries]:
+    """Per group: the mean and std of a per-epoch ``metric`` by epoch, and each run's own curve, for group_figure.
+    Groups whose runs never recorded the metric (validation, without a split) are left out."""
+    series = []
+    for group in groups:
+        curve = group.curve(metric)
+        if not curve.epochs:
+            continue
+        runs = [metric_curve(run.data, metric, "epoch") for run in group.runs]
+        name = f"{shorten(group.label)} (n={group.n})"
+        series.append(GroupSeries(name, group.colour, curve.epochs, curve.mean, curve.std, runs))
+    return series
+
+
+GROUP_COLUMNS = ["Group", "Runs", "Seeds", "Mean test accuracy", "Std", "Architecture", "Hyperparameters"]
+
+
+def groups_table(groups: Sequence[Group]) -> pd.DataFrame:
+    """One row per group: its runs' test accuracy as mean and sample std (blank for a single run) over n runs, and
+    the hyperparameters they share, once."""
+    rows = [{
+        "Group": markdown_literal(shorten(group.label)),
+        "Runs": group.n,
+        "Seeds": ", ".join(str(seed) for seed in group.seeds),
+        "Mean test accuracy": group.test_acc.mean,
+        "Std": group.test_acc.std,
+        "Architecture": architecture(group.runs[0].config),
+        "Hyperparameters": group.runs[0].config.describe(),
+    } for group in groups]
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
+def styled_groups_table(table: pd.DataFrame) -> Styler:
+    return table.style.format({"Mean test accuracy": "{:.2%}", "Std": "± {:.2%}"}, na_rep="–").hide(axis="index")
 
 
 def small_multiple_panels(records: Sequence[RunRecord], kind: str, x_axis: str, smoothing: float

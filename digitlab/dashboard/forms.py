@@ -26,6 +26,11 @@ FIELD_HELP = {
     "label_smoothing": "Train towards 90% instead of 100% confidence when 0.1: less over-confident models.",
     "augment": "Random shifts of up to 2 px (shift), plus rotations of up to 10 degrees (shift_rotate).",
     "seed": "The same seed and config give the same run on the CPU.",
+    "input_scaling": "How pixels become model input: mnist (MNIST's mean and std, most seeds), unit (0 to 1, seed "
+                     "001's ToTensor alone) or half (mean 0.5, std 0.5, seed 003). The run keeps it, and every image "
+                     "it sees later (Errors, Draw) is scaled the same way.",
+    "validation_size": "Training images held out (the same ones for every run, whatever its seed) and scored every "
+                       "epoch as validation loss and accuracy. 0 keeps all 60,000 for training.",
     "device": "auto picks CUDA, then Apple MPS, then the CPU.",
     "precision": "auto trains in bf16 on CUDA cards and CPUs with native bf16, fp16 on MPS, else fp32; the run "
                  "records what it used. fp16 needs CUDA or MPS.",

@@ -13,12 +13,13 @@ import streamlit as st
 import streamlit.config
 import torch
 
-from digitlab.data import MNIST, load_mnist
-from digitlab.device import describe, pick_device, prepare
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only, require_writable
 from digitlab.dashboard.jobs import JobManager
 from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.data import MNIST, DataNotFoundError, load_mnist
+from digitlab.device import describe, pick_device, prepare
 from digitlab.predict import RunPredictions, predict, run_predictions
+from digitlab.significance import ComparisonError, mcnemar
 from digitlab.store import WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
@@ -102,6 +103,18 @@ def _predictions(path: str, stamp: float) -> RunPredictions:
 
 def predictions_for(record: RunRecord) -> RunPredictions:
     return _predictions(str(record.path), _weights_stamp(record))
+
+
+def significance(first: RunRecord, second: RunRecord) -> tuple[bool, str]:
+    """(True, McNemar's sentence) for two runs' test predictions, or (False, why it cannot say): the same run twice,
+    weights that cannot be read, no MNIST. Names are escaped for Markdown."""
+    first_name, second_name = shorten(first.name), shorten(second.name)
+    try:
+        result = mcnemar(predictions_for(first), predictions_for(second), first_name, second_name,
+                         same_run=first.path == second.path)
+    except (ComparisonError, RunError, DataNotFoundError) as err:
+        return False, markdown_literal(str(err))
+    return True, markdown_literal(result.sentence)
 
 
 def session_id() -> str:
