@@ -2,6 +2,7 @@
 
 import json
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -437,7 +438,8 @@ def test_compare_groups_repeats_into_a_band_and_keeps_a_single_run_single(repeat
     runs = [r for r in RunStore(repeated_runs).list().runs if r.name.startswith("repeat")]
     accs = [r.test_acc for r in runs]
     assert three["Mean test accuracy"] == pytest.approx(sum(accs) / 3)
-    assert sorted(three["Seeds"].split(", ")) == ["0", "1", "2"] and three["Std"] > 0
+    assert sorted(three["Seeds"].split(", ")) == ["0", "1", "2"]
+    assert three["Std"] == pytest.approx(statistics.stdev(accs))
     assert table[table["Runs"] == 1]["Std"].isna().all()  # a single run has no spread
     traces = chart_traces(at, "compare.chart.test_acc")
     bands = [t for t in traces if t.get("fill") == "tonexty"]
