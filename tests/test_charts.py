@@ -50,3 +50,21 @@ def test_small_multiples_has_one_panel_per_run():
     assert len(fig.data) == 8
     assert [a.text for a in fig.layout.annotations][:4] == ["a", "b", "c", "d"]
     assert sum(t.showlegend for t in fig.data) == 2
+
+
+def test_a_group_figure_bands_repeats_and_leaves_a_single_run_single():
+    from digitlab.dashboard.charts import GroupSeries, group_figure
+
+    repeats = GroupSeries("fast (n=2)", "#4C78A8", [1, 2], [0.9, 0.95], [0.01, 0.02], [([1, 2], [0.89, 0.93]),
+                                                                                      ([1, 2], [0.91, 0.97])])
+    single = GroupSeries("cnn (n=1)", "#F58518", [1, 2], [0.8, 0.85], [None, None], [([1, 2], [0.8, 0.85])])
+    one_epoch = GroupSeries("one (n=2)", "#54A24B", [1], [0.7], [0.05], [([1], [0.65]), ([1], [0.75])])
+    fig = group_figure([repeats, single, one_epoch], "Test accuracy", "Epoch", "Accuracy", percent=True)
+    shown = [t for t in fig.data if t.showlegend is not False]
+    assert [t.name for t in shown] == ["fast (n=2)", "cnn (n=1)", "one (n=2)"]
+    bands = [t for t in fig.data if t.fill == "tonexty"]
+    assert len(bands) == 2 and bands[0].fillcolor == "rgba(76,120,168,0.22)"
+    assert list(bands[0].y) == pytest.approx([0.89, 0.93])  # mean - std, filled up to the trace before it:
+    assert list(fig.data[list(fig.data).index(bands[0]) - 1].y) == pytest.approx([0.91, 0.97])  # mean + std
+    assert shown[2].error_y.array == (0.05,) and shown[0].error_y.array is None
+    assert len([t for t in fig.data if t.opacity == 0.35]) == 5  # every run, faint, behind its group

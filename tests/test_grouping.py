@@ -49,3 +49,25 @@ def test_group_colours_depend_on_the_key_not_the_order():
     keys = [group_key(BASE.replace(lr=lr)) for lr in (0.1, 0.01, 0.001)]
     assert group_colours(keys) == group_colours(list(reversed(keys)))
     assert len(set(group_colours(keys).values())) == 3
+
+
+def test_groups_go_by_their_runs_shared_name_and_fields_tell_apart_the_rest():
+    named = [record("a", BASE.replace(seed=0, name="fast, seed 0"), [0.9]),
+             record("b", BASE.replace(seed=1, name="fast, seed 1"), [0.9]),
+             record("c", BASE.replace(lr=0.1, name="cnn (shipped)"), [0.9]),
+             record("d", BASE.replace(lr=0.2), [0.9]),
+             record("e", BASE.replace(lr=0.3, name="sweep 1"), [0.9]),
+             record("f", BASE.replace(lr=0.4, name="sweep 2"), [0.9])]
+    for run in named:
+        run.data["name"] = run.config.name
+    labels = [group.label for group in group_runs(named)]
+    assert labels == ["fast", "cnn (shipped)", "lr=0.2", "sweep 1", "sweep 2"]
+    twins = [record("g", BASE.replace(lr=0.1, name="same"), [0.9]), record("h", BASE.replace(lr=0.2, name="same"), [0.9])]
+    for run in twins:
+        run.data["name"] = run.config.name
+    assert [group.label for group in group_runs(twins)] == ["same · lr=0.1", "same · lr=0.2"]
+
+
+def test_a_label_names_at_most_three_differing_fields():
+    runs = [record("a", BASE, [0.9]), record("b", BASE.replace(lr=0.1, batch_size=64, epochs=3, momentum=0.5), [0.9])]
+    assert group_runs(runs)[1].label == "batch_size=64, epochs=3, lr=0.1, …"

@@ -156,8 +156,11 @@ def group_figure(groups: Sequence[GroupSeries], title: str, x_title: str, y_titl
             traces.append(go.Scatter(x=list(x), y=list(lower), mode="lines", line={"width": 0}, fill="tonexty",
                                      fillcolor=_translucent(g.colour, 0.22), legendgroup=name, showlegend=False,
                                      hoverinfo="skip"))
+        # A band over a single epoch has no width to show: there the spread is an error bar.
+        spread = {"error_y": {"array": [s or 0 for s in g.std], "color": g.colour, "thickness": 2, "width": 6}
+                  } if len(banded) == 1 else {}
         traces.append(go.Scatter(x=g.x, y=g.mean, name=name, mode="lines+markers", legendgroup=name,
-                                 line={"color": g.colour, "width": 3}, marker={"size": 7}))
+                                 line={"color": g.colour, "width": 3}, marker={"size": 7}, **spread))
     layout = _layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
                                                "xanchor": "left"})

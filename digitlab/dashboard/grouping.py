@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +65,7 @@ class Curve:
 @dataclass(frozen=True)
 class Group:
     key: str
-    label: str  # what sets this group apart from the others shown, e.g. "lr=0.01, input_scaling=unit"
+    label: str  # its runs' shared name ("fast"), else what sets it apart from the others shown ("lr=0.01")
     colour: str
     runs: list[RunRecord]
     fields: dict[str, Any]  # its hyperparameters, once
@@ -96,9 +98,26 @@ def epoch_curve(runs: Sequence[RunRecord], metric: str) -> Curve:
     return Curve(epochs, [s.mean for s in stats], [s.std for s in stats], [s.n for s in stats])
 
 
+MAX_LABEL_FIELDS = 3  # a legend entry people can read: the first few fields that set a group apart, then "…"
+
+
 def differing_label(fields: dict[str, Any], differing: Sequence[str], fallback: str) -> str:
-    parts = [f"{name}={_short(fields.get(name, '-'))}" for name in differing]
-    return ", ".join(parts) or fallback
+    parts = [f"{name}={_short(fields.get(name, '-'))}" for name in differing[:MAX_LABEL_FIELDS]]
+    more = ", …" if len(differing) > MAX_LABEL_FIELDS else ""
+    return ", ".join(parts) + more if parts else fallback
+
+
+def name_label(runs: Sequence[RunRecord]) -> str | None:
+    """What the runs' own names say they are: a single run's name, or what repeats' names share once a trailing
+    seed number is dropped ("fast, seed 0" and "fast, seed 1" -> "fast"); None when some run has no name of its
+    own or the names share nothing."""
+    names = [run.data.get("name") or "" for run in runs]
+    if not all(names):
+        return None
+    if len(names) == 1:
+        return names[0]
+    shared = re.sub(r"[\s,;:(_#-]*(seed)?[\s#=]*\d*$", "", os.path.commonprefix(names), flags=re.IGNORECASE)
+    return shared.strip() or None
 
 
 def _short(value: Any) -> str:
@@ -137,8 +156,11 @@ def group_runs(records: Sequence[RunRecord]) -> list[Group]:
     names = sorted({name for f in fields.values() for name in f})
     differing = [name for name in names if len({json.dumps(f.get(name), sort_keys=True) for f in fields.values()}) > 1]
     colours = group_colours(list(members))
-    return [
-        Group(key, differing_label(fields[key], differing, runs[0].config.model), colours[key], runs, fields[key],
-              stat([run.test_acc for run in runs]))
-        for key, runs in members.items()
-    ]
+    by_fields = {key: differing_label(fields[key], differing, runs[0].config.model) for key, runs in members.items()}
+    by_names = {key: name_label(runs) for key, runs in members.items()}
+    # Named groups go by their names, unless two groups share one: then what sets them apart follows.
+    shared = {label for label in by_names.values() if list(by_names.values()).count(label) > 1}
+    labels = {key: by_fields[key] if by_names[key] is None else
+              f"{by_names[key]} · {by_fields[key]}" if by_names[key] in shared else by_names[key] for key in members}
+    return [Group(key, labels[key], colours[key], runs, fields[key], stat([run.test_acc for run in runs]))
+            for key, runs in members.items()]

@@ -2,9 +2,9 @@
 
     DIGITLAB_DATA=../shared/data python -m tests.e2e.screenshots [--out .github/screenshots]
 
-It serves the app over a temporary copy of the shipped checkpoints, and in the light and the dark theme takes:
-Train mid-run (the fast preset), Compare (that run beside the shipped ones), Errors and Draw (a 7 drawn with the
-mouse). Needs Chromium and the real MNIST, as the browser tests do.
+It serves the app over a temporary copy of the shipped checkpoints, trains the fast preset twice (seeds 0 and 1),
+and in the light and the dark theme takes: Train mid-run, Compare (the runs beside the shipped ones), Compare
+grouped (the two fast runs as one band), Errors and Draw (a 7 drawn with the mouse). Needs Chromium and the real MNIST, as the browser tests do.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tests.conftest import REPO, real_data_root
 from tests.e2e.browser import LAUNCH_ARGS, Tab, copy_shipped, draw, find_chromium, serve_app
 
 VIEWPORT = {"width": 1400, "height": 1200}
+THEMES = ("light", "dark")
 
 
 def settle(tab: Tab, seconds: float = 1.5) -> None:
@@ -27,10 +28,13 @@ def settle(tab: Tab, seconds: float = 1.5) -> None:
     time.sleep(seconds)
 
 
-def shoot(tab: Tab, out: Path, page: str, theme: str) -> Path:
-    """A screenshot of the page from its top, the mouse out of the way (no hover toolbars)."""
+def shoot(tab: Tab, out: Path, page: str, theme: str, scroll_to: str | None = None) -> Path:
+    """A screenshot of the page from its top (or from the element ``scroll_to`` selects), the mouse out of the way
+    (no hover toolbars)."""
     tab.page.mouse.move(2, 2)
     tab.page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")
+    if scroll_to:
+        tab.page.locator(scroll_to).first.evaluate("element => element.scrollIntoView({block: 'start'})")
     time.sleep(0.3)
     path = out / f"{page}-{theme}.png"
     tab.page.screenshot(path=str(path))
@@ -70,23 +74,30 @@ def main() -> None:
         store = copy_shipped(Path(tmp) / "checkpoints")
         with serve_app(store, real_data_root(), Path(tmp) / "server.log") as url:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=LAUNCH_ARGS)
-            for seed, theme in enumerate(("light", "dark")):
+            tabs = {}
+            for seed, theme in enumerate(THEMES):  # a fast run per theme, shot mid-run: the same config twice
                 context = browser.new_context(viewport=VIEWPORT, color_scheme=theme)
-                tab = Tab(context.new_page(), url)
-                train_mid_run(tab, seed)
-                shoot(tab, args.out, "train", theme)
-                tab.page.wait_for_selector("text=Test accuracy", timeout=120000)  # let it finish, for Compare
+                tabs[theme] = Tab(context.new_page(), url)
+                train_mid_run(tabs[theme], seed)
+                shoot(tabs[theme], args.out, "train", theme)
+                tabs[theme].page.wait_for_selector("text=Test accuracy", timeout=120000)  # finished, for Compare
+            for theme, tab in tabs.items():
                 for page, ready in (("compare", "[data-testid='stTable']"),
                                     ("errors", "text=test images misclassified")):
                     tab.open(page)
                     tab.page.wait_for_selector(ready, timeout=60000)
                     settle(tab)
                     shoot(tab, args.out, page, theme)
+                tab.open("compare")
+                tab.page.get_by_text("Group repeats", exact=False).click()  # the two fast runs: one band
+                tab.wait_for_rerun()
+                tab.page.locator(f"{tab.keyed('compare.chart.test_acc')} .js-plotly-plot").wait_for()
+                settle(tab)
+                shoot(tab, args.out, "compare-grouped", theme, scroll_to=tab.keyed("compare.view"))
                 tab.open("draw")
                 draw(tab, 7)
                 settle(tab)
                 shoot(tab, args.out, "draw", theme)
-                context.close()
             browser.close()
 
 
