@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +10,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from digitlab.data import MNIST, normalize
+from digitlab.data import MNIST, normalize, split_fingerprint
 from digitlab.device import configure_cpu
 from digitlab.store import LoadedRun, atomic_write
 
@@ -64,18 +63,11 @@ class RunPredictions:
         return 1.0 - len(self.misclassified) / len(self.labels)
 
 
-@functools.lru_cache(maxsize=4)
-def _test_fingerprint(data: MNIST) -> str:
-    digest = hashlib.sha256(data.test_images.numpy().tobytes())
-    digest.update(data.test_labels.numpy().tobytes())
-    return digest.hexdigest()
-
-
 def run_predictions(run: LoadedRun, data: MNIST) -> RunPredictions:
     """The run's predictions over the test set: read from beside the run when the weights and test set are the
     ones they were computed from, else computed (on the CPU) and written there."""
     cache = run.record.path / PREDICTIONS_FILE
-    key = {"weights_sha256": run.weights_sha256, "test_sha256": _test_fingerprint(data)}
+    key = {"weights_sha256": run.weights_sha256, "test_sha256": split_fingerprint(data, "test")}
     if cache.is_file():
         try:
             with safe_open(str(cache), framework="pt") as f:

@@ -56,9 +56,14 @@ def fit_digit(ink: torch.Tensor) -> torch.Tensor | None:
     return image
 
 
+def canvas_image(rgba) -> torch.Tensor | None:
+    """A canvas's (H, W, 4) uint8 RGBA -> the digit as a (28, 28) image on 0..1, or None for an empty canvas."""
+    return fit_digit(ink_image(rgba))
+
+
 def preprocess_canvas(rgba) -> torch.Tensor | None:
     """A canvas's (H, W, 4) uint8 RGBA -> a normalised (1, 1, 28, 28) float batch, or None for an empty canvas."""
-    image = fit_digit(ink_image(rgba))
+    image = canvas_image(rgba)
     if image is None:
         return None
     return ((image - MNIST_MEAN) / MNIST_STD)[None, None]
