@@ -8,6 +8,7 @@ from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.consensus import agreement, guess_drawing
 from digitlab.dashboard.images import normalized_png
 from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.preprocess import canvas_image
 from digitlab.store import RunError
 
 ui.use_app_navigation()
@@ -61,6 +62,10 @@ with canvas_col:
             st.caption("The models see a 28 × 28 image: it appears here once you draw.")
         else:
             st.image(normalized_png(image, scale=4), caption="What the models see: 28 × 28, centred by mass")
+            if st.button("Look inside this drawing", icon=":material/visibility:", key="draw.inside"):
+                st.session_state["inside.arrival"] = {"source": "carried", "drawing": canvas_image(rgba).tolist(),
+                                                      "models": chosen}
+                st.switch_page("pages/inside.py")
 
 with result_col:
     if image is None:
