@@ -21,6 +21,8 @@ def home() -> None:
          "click the confusion matrix to see one kind of mistake."),
         ("pages/draw.py", ":material/brush: Draw", "Draw a digit and watch every model guess it at once, and where they "
          "disagree."),
+        ("pages/inside.py", ":material/visibility: Inside", "Look inside: what each layer sees, which pixels decided, "
+         "and which training images a model finds alike, model beside model."),
     ]
     columns = st.columns(len(cards))
     for column, (page, label, text) in zip(columns, cards):
@@ -35,6 +37,7 @@ pages = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/search:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/brush:"),
+    st.Page("pages/inside.py", title="Inside", icon=":material/visibility:"),
 ]
 navigation = st.navigation(pages)
 

@@ -147,6 +147,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.inside:
+        from digitlab.bench.inside import run_inside_bench
+
+        run_inside_bench(args.data, RunStore(args.out))
+        return 0
     from digitlab.bench import run_bench
 
     run_bench(args.data, RunStore(args.out), dataloader_epoch=not args.skip_dataloader)
@@ -198,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed figures: engine vs DataLoader, fast preset, canvas to predictions")
     p.add_argument("--skip-dataloader", action="store_true", help="skip the slow DataLoader baseline epoch")
+    p.add_argument("--inside", action="store_true",
+                   help="only the Inside page's figures: feature maps, attributions, nearest training images")
     common(p)
     p.set_defaults(func=cmd_bench)
 

@@ -6,6 +6,7 @@ Batches are drawn by indexing with a random permutation: no per-sample PIL work,
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 from collections.abc import Iterator
@@ -131,6 +132,16 @@ def validation_indices(train_size: int, validation_size: int) -> tuple[torch.Ten
     held_out = order[:validation_size].sort().values
     kept = order[validation_size:].sort().values
     return kept, held_out
+
+
+@functools.lru_cache(maxsize=8)
+def split_fingerprint(data: MNIST, split: str) -> str:
+    """SHA-256 of one split's images and labels ("train" or "test"): what caches of a model's outputs over that
+    split are keyed by, beside its weights."""
+    images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+    digest = hashlib.sha256(images.numpy().tobytes())
+    digest.update(labels.numpy().tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

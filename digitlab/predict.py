@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +10,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from digitlab.data import MNIST
+from digitlab.data import MNIST, split_fingerprint
 from digitlab.device import configure_cpu
 from digitlab.store import LoadedRun, atomic_write
 
@@ -69,20 +68,12 @@ class RunPredictions:
         return 1.0 - len(self.misclassified) / len(self.labels)
 
 
-@functools.lru_cache(maxsize=4)
-def fingerprint_test_set(data: MNIST) -> str:
-    """SHA-256 of the test images and labels: what makes two prediction sets comparable image by image."""
-    digest = hashlib.sha256(data.test_images.numpy().tobytes())
-    digest.update(data.test_labels.numpy().tobytes())
-    return digest.hexdigest()
-
-
 def run_predictions(run: LoadedRun, data: MNIST) -> RunPredictions:
     """The run's predictions over the test set, its images scaled the way the run was trained: read from beside the
     run when the weights, scaling and test set are the ones they were computed from, else computed (on the CPU)
     and written there."""
     cache = run.record.path / PREDICTIONS_FILE
-    fingerprint = fingerprint_test_set(data)
+    fingerprint = split_fingerprint(data, "test")
     key = {"weights_sha256": run.weights_sha256, "test_sha256": fingerprint,
            "input_scaling": run.config.input_scaling}
     if cache.is_file():

@@ -57,10 +57,15 @@ def fit_digit(ink: torch.Tensor) -> torch.Tensor | None:
     return image
 
 
+def canvas_image(rgba) -> torch.Tensor | None:
+    """A canvas's (H, W, 4) uint8 RGBA -> the digit as a (28, 28) image on 0..1, or None for an empty canvas."""
+    return fit_digit(ink_image(rgba))
+
+
 def canvas_input(rgba, scaling: str = "mnist") -> torch.Tensor | None:
     """A canvas's (H, W, 4) uint8 RGBA -> a (1, 1, 28, 28) float batch scaled by ``scaling`` (a key of
     digitlab.data.INPUT_SCALINGS), or None for an empty canvas."""
-    image = fit_digit(ink_image(rgba))
+    image = canvas_image(rgba)
     if image is None:
         return None
     return scale_pixels(image, scaling)[None, None]

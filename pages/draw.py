@@ -62,6 +62,10 @@ with canvas_col:
             st.caption("The models see a 28 × 28 image: it appears here once you draw.")
         else:
             st.image(pixels_png(image, scale=4), caption="What the models see: 28 × 28, centred by mass")
+            if st.button("Look inside this drawing", icon=":material/visibility:", key="draw.inside"):
+                st.session_state["inside.arrival"] = {"source": "carried", "drawing": image.tolist(),
+                                                      "models": chosen}
+                st.switch_page("pages/inside.py")
 
 with result_col:
     if image is None:

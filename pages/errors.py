@@ -140,6 +140,8 @@ with st.container():
         image_col.image(digit_png(test_images[index], scale=10), width="stretch")
         image_col.markdown(f"Test image **#{index}**  \ntrue **{shown_preds.labels[index].item()}**, predicted "
                            f"**{shown_preds.predicted[index].item()}** ({shown_preds.confidence[index].item():.1%})")
+        image_col.page_link("pages/inside.py", label="Look inside", icon=":material/visibility:",
+                            query_params={"test": str(index), "run": run_id if shown_preds is preds else other_id})
         bars_col.plotly_chart(charts.probability_figure(shown_preds.probs[index].tolist(), height=320),
                               key=f"errors.dialog.{index}", config={"displayModeBar": False})
 

@@ -67,3 +67,88 @@ def app_icon() -> Image.Image:
     # A 7 as a pen would draw it: the bar, then the slanted stem, with round joints.
     ImageDraw.Draw(tile).line([(16, 14), (48, 14), (28, 52)], fill="white", width=7, joint="curve")
     return tile
+
+
+def _heat(values: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) values -> uint8 grey levels, each map scaled to its own largest value (a dead map is black)."""
+    top = values.flatten(-2).amax(-1).clamp(min=1e-12)[..., None, None]
+    return (values.clamp(min=0) / top * 255).round().to(torch.uint8)
+
+
+def map_grid_png(values: torch.Tensor, limit: int | None = 16, columns: int = 8, cell: int = 56) -> bytes:
+    """A layer's output as one PNG: the first ``limit`` channels of a (C, H, W) map as a grid of tiles, or a
+    vector (N,) (or (N, 1, 1)) as a row of squares, brightest where the value is largest. One image instead of a
+    widget per channel: four models side by side stay readable and quick to draw. A vector shows all its values."""
+    if values.dim() == 1 or values.shape[-2:] == (1, 1):  # a vector: every value, 32 to a row
+        values, limit = values.reshape(-1, 1, 1), None
+        columns, cell = 32, 12
+    shown = values[:limit] if limit else values
+    tiles = _heat(shown.float())
+    count, height, width = tiles.shape
+    scale = max(1, cell // max(height, width))
+    tiles = tiles.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    gap = 2 if scale > 1 else 0
+    side_h, side_w = tiles.shape[1] + gap, tiles.shape[2] + gap
+    canvas = torch.full((rows * side_h - gap, columns * side_w - gap), 96, dtype=torch.uint8)  # grey gutters
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * side_h : r * side_h + tile.shape[0], c * side_w : c * side_w + tile.shape[1]] = tile
+    buffer = io.BytesIO()
+    Image.fromarray(canvas.numpy(), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def kernel_grid_png(kernels: torch.Tensor, limit: int | None = 16, columns: int = 8, cell: int = 40) -> bytes:
+    """Conv kernels (N, kh, kw) as a grid, signed: red where a weight is positive, blue where negative."""
+    shown = kernels[:limit] if limit else kernels
+    top = shown.flatten(1).abs().amax(1).clamp(min=1e-12)[:, None, None]
+    scaled = shown / top  # (N, kh, kw) on -1..1
+    red = (scaled.clamp(min=0) * 255).round().to(torch.uint8)
+    blue = (-scaled.clamp(max=0) * 255).round().to(torch.uint8)
+    rgb = torch.stack([red, torch.zeros_like(red), blue], -1)  # (N, kh, kw, 3)
+    count, height, width, _ = rgb.shape
+    scale = max(1, cell // max(height, width))
+    rgb = rgb.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    side_h, side_w = rgb.shape[1] + 2, rgb.shape[2] + 2
+    canvas = torch.full((rows * side_h - 2, columns * side_w - 2, 3), 96, dtype=torch.uint8)
+    for i, tile in enumerate(rgb):
+        r, c = divmod(i, columns)
+        canvas[r * side_h : r * side_h + tile.shape[0], c * side_w : c * side_w + tile.shape[1]] = tile
+    buffer = io.BytesIO()
+    Image.fromarray(canvas.numpy(), mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def overlay_png(image01: torch.Tensor, attribution: torch.Tensor, scale: int = 8) -> bytes:
+    """An attribution (28, 28) over the input (28, 28, on 0..1): the digit in grey, positive evidence in red,
+    negative in blue, each scaled to the map's largest magnitude."""
+    top = attribution.abs().max().clamp(min=1e-12)
+    positive, negative = (attribution / top).clamp(min=0), (-attribution / top).clamp(min=0)
+    grey = image01 * 0.55
+    rgb = torch.stack([grey + positive * (1 - grey), grey * (1 - positive) * (1 - negative),
+                       grey + negative * (1 - grey)], -1).clamp(0, 1)
+    big = (rgb * 255).round().to(torch.uint8).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    buffer = io.BytesIO()
+    Image.fromarray(big.numpy(), mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def neighbours_html(images: list[torch.Tensor], labels: list[int], similarities: list[float],
+                    indices: list[int]) -> str:
+    """The nearest training images as one piece of HTML: each (28, 28) uint8 image with its label and cosine
+    similarity."""
+    cells = []
+    for image, label, similarity, index in zip(images, labels, similarities, indices):
+        png = base64.b64encode(digit_png(image, scale=2)).decode("ascii")
+        cells.append(
+            f'<figure data-index="{index}" style="margin:0;text-align:center;font-size:0.75rem">'
+            f'<img src="data:image/png;base64,{png}" alt="training image {index}, a {label}" '
+            'style="width:100%;image-rendering:pixelated;border-radius:3px;display:block">'
+            f'<figcaption><b>{label}</b> · {similarity:.2f}</figcaption></figure>'
+        )
+    return ('<div style="display:grid;grid-template-columns:repeat(4,1fr);gap:6px" data-testid="inside-neighbours">'
+            + "".join(cells) + "</div>")

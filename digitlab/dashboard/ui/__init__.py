@@ -90,10 +90,14 @@ def _loaded(path: str, stamp: float) -> LoadedRun:
     return loaded
 
 
+def loaded_run_for(record: RunRecord) -> LoadedRun:
+    """The run with its model, loaded once per server (and again only when its weights file changes); RunError if
+    its weights went bad since the listing."""
+    return _loaded(str(record.path), _weights_stamp(record))
+
+
 def model_for(record: RunRecord) -> torch.nn.Module:
-    """The run's model, loaded once per server (and again only when its weights file changes); RunError if its
-    weights went bad since the listing."""
-    return _loaded(str(record.path), _weights_stamp(record)).model
+    return loaded_run_for(record).model
 
 
 @st.cache_data(show_spinner="Computing predictions over the 10,000 test images...", max_entries=32)

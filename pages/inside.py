@@ -1,0 +1,148 @@
+"""Inside: what each layer of a model sees, which pixels decided, and which training images it finds alike."""
+
+import streamlit as st
+import torch
+from streamlit_drawable_canvas import st_canvas  # only importable inside a running Streamlit app
+
+from digitlab.dashboard import charts, ui
+from digitlab.dashboard.images import digit_png, kernel_grid_png, map_grid_png, neighbours_html, overlay_png
+from digitlab.dashboard.text import markdown_literal, plotly_literal, shorten
+from digitlab.dashboard.ui import inside as looked
+from digitlab.data import DataNotFoundError
+from digitlab.inside import METHODS, AttributionError
+from digitlab.preprocess import canvas_image
+from digitlab.store import RunError
+
+ui.use_app_navigation()
+CANVAS_SIZE = 280
+PER_ROW = 4
+METHOD_LABELS = {"saliency": "Saliency", "integrated_gradients": "Integrated gradients", "gradcam": "Grad-CAM",
+                 "occlusion": "Occlusion"}
+SOURCES = {"draw": "Draw here", "test": "A test image", "carried": "The drawing from Draw"}
+
+st.title("Inside")
+listing, usable = ui.runs_for_page(usable_only=True)
+by_id = {r.id: r for r in usable}
+labels = ui.run_labels(usable)
+
+# Arrivals: an Errors card links here with ?test=<index>&run=<id>; Draw leaves its drawing in "inside.arrival".
+arrival = st.session_state.pop("inside.arrival", None)
+requested = (st.query_params.get("test"), st.query_params.get("run"))
+if requested[0] is not None and st.session_state.get("inside.requested") != requested:
+    arrival = {"source": "test", "test": requested[0], "models": [requested[1]]}
+st.session_state["inside.requested"] = requested
+default = [r.id for r in usable if r.shipped] or [usable[0].id]
+remembered = st.session_state.get("inside.remembered", default)
+if arrival is not None:
+    st.session_state["inside.source"] = arrival["source"]
+    if "drawing" in arrival:
+        st.session_state["inside.drawing"] = arrival["drawing"]
+    if "test" in arrival:
+        st.session_state["inside.test_index"] = arrival["test"]
+    remembered = [i for i in arrival["models"] if i in by_id] + [i for i in remembered if i not in arrival["models"]]
+st.session_state["inside.models"] = [i for i in remembered if i in by_id][: PER_ROW * 2]
+chosen = st.multiselect("Models", list(by_id), format_func=labels.get, key="inside.models", max_selections=PER_ROW * 2,
+                        placeholder="Pick the models to look inside")
+st.session_state["inside.remembered"] = chosen
+
+sources = [s for s in SOURCES if s != "carried" or "inside.drawing" in st.session_state]
+if st.session_state.get("inside.source") not in sources:
+    st.session_state["inside.source"] = "draw"
+st.session_state.setdefault("inside.canvas_generation", 0)
+st.session_state.setdefault("inside.test_index", "0")
+
+input_col, seen_col, how_col = st.columns([1.3, 1, 1.2], gap="large")
+image = None  # (28, 28) on 0..1: what every selected model looks at
+with input_col:
+    source = st.radio("Input", sources, format_func=SOURCES.get, key="inside.source", horizontal=True)
+    if source == "draw":
+        canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000",
+                           drawing_mode="freedraw", update_streamlit=True, height=CANVAS_SIZE, width=CANVAS_SIZE,
+                           return_image_data=True, key=f"inside.canvas.{st.session_state['inside.canvas_generation']}")
+        if canvas.image_data is not None:
+            image = canvas_image(canvas.image_data)
+        if st.button("Clear", icon=":material/ink_eraser:", key="inside.clear"):
+            st.session_state["inside.canvas_generation"] += 1
+            st.rerun()
+    elif source == "carried":
+        image = torch.tensor(st.session_state["inside.drawing"])
+    else:
+        text = st.text_input("Test image number", key="inside.test_index")
+        try:
+            data = ui.mnist()
+        except DataNotFoundError as err:
+            st.error(markdown_literal(str(err)))
+        else:
+            count = len(data.test_labels)
+            if not text.strip().isdigit() or not 0 <= int(text) < count:
+                ui.field_error({"test": f"Enter a whole number from 0 to {count - 1:,}, got {text!r}."}, "test")
+            else:
+                image = data.test_images[int(text)].float() / 255
+                st.caption(f"Test image #{int(text)}: labelled **{data.test_labels[int(text)].item()}**")
+with seen_col:
+    if image is not None:
+        st.image(digit_png((image * 255).round(), scale=6), caption="What the models see: 28 × 28")
+with how_col:
+    method = st.selectbox("Attribution", METHODS, format_func=METHOD_LABELS.get, key="inside.method",
+                          help="Saliency: how strongly each pixel moves the score. Integrated gradients: each "
+                               "pixel's share of the score, from a black canvas. Grad-CAM: where the last conv "
+                               "layer looked. Occlusion: how much covering a 4 × 4 patch lowers the score.")
+    show_all = st.toggle("Show all channels", key="inside.show_all",
+                         help="Layers with many channels show their first 16; this enlarges the grids to all.")
+    st.caption("Red: pixels for the predicted digit; blue: against it.")
+
+if image is None:
+    st.info("Draw a digit on the black canvas, from 0 to 9, or pick a test image: every selected model then shows "
+            "what each layer sees, which pixels decided and which training images it finds alike.")
+    st.stop()
+if not chosen:
+    st.info("Pick at least one model above.")
+    st.stop()
+
+
+def show_model(run_id: str) -> None:
+    record = by_id[run_id]
+    name = shorten(record.name)
+    st.markdown(f"#### {markdown_literal(name)}")
+    try:
+        maps = looked.feature_maps(record, image)
+    except RunError as err:  # its weights went bad since the listing: the other columns still work
+        st.error(f"Cannot look inside **{markdown_literal(name)}**: {markdown_literal(str(err))}")
+        return
+    probs = maps[-1].values
+    digit = int(probs.argmax())
+    st.markdown(f"says **{digit}** ({probs[digit].item():.0%})")
+    try:
+        st.image(overlay_png(image, looked.attribution(record, image, method)), width="stretch",
+                 caption=f"{METHOD_LABELS[method]} for {digit}")
+    except AttributionError as err:
+        st.info(markdown_literal(str(err)))
+    st.markdown("**Nearest training images**")
+    try:
+        nearest = looked.nearest(record, image)
+        emap = looked.embedding_map(record)
+    except DataNotFoundError as err:
+        st.warning(f"Needs MNIST: {markdown_literal(str(err))}")
+    else:
+        train = ui.mnist().train_images
+        st.html(neighbours_html([train[n.index] for n in nearest], [n.label for n in nearest],
+                                [n.similarity for n in nearest], [n.index for n in nearest]))
+        st.plotly_chart(charts.embedding_figure(emap.xy.tolist(), emap.labels.tolist(), emap.predicted.tolist(),
+                                                looked.place(record, emap, image),
+                                                f"Test set, PCA of {plotly_literal(name)}'s features"),
+                        key=f"inside.map.{run_id}", config={"displayModeBar": False})
+    st.markdown("**Feature maps**")
+    for fm in maps:
+        st.caption(f"{fm.name} · {fm.kind} · {' × '.join(map(str, fm.shape))}")
+        st.image(map_grid_png(fm.values, None if show_all else 16), width="stretch")
+    with st.expander("Filters"):
+        for kernels in looked.filters(record):
+            st.caption(f"{kernels.name} · {kernels.kernels.shape[0]} × {kernels.kernels.shape[1]} × "
+                       f"{kernels.kernels.shape[2]}")
+            st.image(kernel_grid_png(kernels.kernels, None if show_all else 16), width="stretch")
+
+
+for start in range(0, len(chosen), PER_ROW):
+    for column, run_id in zip(st.columns(PER_ROW), chosen[start : start + PER_ROW]):
+        with column.container(key=f"inside.model.{run_id}"):
+            show_model(run_id)

@@ -1,0 +1,102 @@
+"""The Inside page through AppTest, with a stand-in for the drawing canvas."""
+
+import sys
+import types
+
+import pytest
+
+from digitlab.bench.strokes import render_digit
+from tests.test_app import app_env, assert_clean, open_app  # noqa: F401  (app_env is a fixture)
+
+
+@pytest.fixture
+def canvas(monkeypatch):
+    """The real canvas cannot be drawn on here: a stand-in returns what ``drawn.image_data`` holds."""
+    drawn = types.SimpleNamespace(image_data=render_digit(3))
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", types.SimpleNamespace(st_canvas=lambda **_: drawn))
+    return drawn
+
+
+@pytest.fixture
+def shipped(app_env, store_with_shipped, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
+    return app_env(store_with_shipped)
+
+
+def columns_text(at) -> str:
+    return " ".join(m.value for m in at.markdown) + " " + " ".join(c.value for c in at.caption)
+
+
+def test_a_drawing_shows_every_model_side_by_side(shipped, canvas):
+    at = open_app("pages/inside.py")
+    assert_clean(at)
+    assert len(at.multiselect(key="inside.models").value) == 4
+    text = columns_text(at)
+    assert text.count("says **3**") >= 3
+    assert "stem · conv · 32 × 28 × 28" in text and "block3 · residual block · 128 × 4 × 4" in text
+    assert "fc1 · dense · 1024" in text
+    assert len(at.get("plotly_chart")) == 4  # one embedding map per model
+    neighbours = [h for h in at.get("html") if "inside-neighbours" in h.proto.body]
+    assert len(neighbours) == 4 and all(h.proto.body.count("<figure") == 8 for h in neighbours)
+
+
+def test_gradcam_on_the_mlp_says_which_methods_apply_and_the_others_still_show_it(shipped, canvas):
+    at = open_app("pages/inside.py")
+    at.selectbox(key="inside.method").set_value("gradcam").run()
+    assert_clean(at)
+    assert any("saliency, integrated_gradients, occlusion" in i.value.replace("\\", "") for i in at.info)
+
+
+def test_an_empty_canvas_asks_for_a_drawing(shipped, canvas):
+    canvas.image_data = None
+    at = open_app("pages/inside.py")
+    assert_clean(at)
+    assert any("Draw a digit" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_a_test_image_by_number_and_a_number_out_of_range(shipped, canvas):
+    at = open_app("pages/inside.py")
+    at.radio(key="inside.source").set_value("test").run()
+    at.text_input(key="inside.test_index").set_value("100").run()
+    assert "Enter a whole number from 0 to 99, got '100'." in columns_text(at)
+    at.text_input(key="inside.test_index").set_value("7").run()
+    assert_clean(at)
+    assert "Test image #7" in columns_text(at) and len(at.get("plotly_chart")) == 4
+
+
+def test_arriving_from_an_errors_link(shipped, canvas):
+    at = open_app()
+    at.switch_page("pages/inside.py")
+    at.query_params["test"] = "4"
+    at.query_params["run"] = "shipped-lenet"
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="inside.source").value == "test" and at.text_input(key="inside.test_index").value == "4"
+    assert at.multiselect(key="inside.models").value[0] == "shipped-lenet"
+
+
+def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_work(shipped, canvas, monkeypatch):
+    from digitlab import store
+
+    load = store._load_model
+
+    def broken_cnn(record):
+        if record.id == "shipped-cnn":
+            raise store.RunError("weights.safetensors cannot be read (damaged)")
+        return load(record)
+
+    monkeypatch.setattr(store, "_load_model", broken_cnn)
+    at = open_app("pages/inside.py")
+    assert_clean(at)
+    assert any("Cannot look inside" in e.value and "damaged" in e.value for e in at.error)
+    assert columns_text(at).count("says **3**") >= 2
+
+
+def test_without_mnist_neighbours_and_the_map_name_the_data_folder(shipped, canvas, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "no-mnist-here"))
+    at = open_app("pages/inside.py")
+    assert_clean(at)
+    warnings = [w.value for w in at.warning if "Needs MNIST" in w.value]
+    assert len(warnings) == 4 and all("no-mnist-here" in w for w in warnings)
+    assert "pool2 · pool · 64 × 7 × 7" in columns_text(at)  # the feature maps still show
