@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, preset
+from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, parse_value, preset
 from digitlab.data import DataNotFoundError, load_mnist
 from digitlab.device import DeviceUnavailableError
 from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
@@ -24,13 +23,6 @@ EXIT_DIVERGED = 3
 
 class CliError(Exception):
     """Bad input: printed as one line, exit code 2."""
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
@@ -48,12 +40,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         key, sep, value = assignment.partition("=")
         if not sep:
             raise CliError(f"--set expects key=value, got {assignment!r}")
-        if key.startswith("model_options."):
-            config.model_options = {**config.model_options, key.split(".", 1)[1]: _parse_value(value)}
-        elif key in TrainConfig.__dataclass_fields__:
-            config = config.replace(**{key: _parse_value(value)})
-        else:
-            raise CliError(f"--set: unknown field {key!r}; known: {', '.join(TrainConfig.__dataclass_fields__)}")
+        try:
+            config = config.with_field(key, parse_value(value))
+        except ConfigError as err:
+            raise CliError(f"--set: {err}") from None
     errors = config.validate()
     if errors:
         raise CliError("invalid config:\n" + "\n".join(f"  {field}: {message}" for field, message in errors.items()))
