@@ -35,6 +35,7 @@ pages = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/search:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/brush:"),
+    st.Page("pages/study.py", title="Study", icon=":material/science:"),
 ]
 navigation = st.navigation(pages)
 
