@@ -154,6 +154,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_WORKERS = 64
+
+
+def _check_workers(workers: int) -> None:
+    if not 1 <= workers <= MAX_WORKERS:
+        raise CliError(f"--workers must be from 1 to {MAX_WORKERS}, got {workers}")
+
+
 def _study_bar(total: int, quiet: bool = False) -> tuple[tqdm, Callable[[int, int], None]]:
     bar = tqdm(total=total, unit="trial", dynamic_ncols=True, disable=quiet)
 
@@ -177,6 +185,7 @@ def _stop_on_sigint() -> tuple[Any, Any]:
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
+    _check_workers(args.workers)
     spec = study.define_study(
         args.name, args.base or "fast", seed_study=args.preset, repeat=args.repeat,
         grid={key: study.parse_values(text) for key, text in study.parse_assignments(args.grid, "--grid")},
@@ -197,6 +206,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
 
 def cmd_study_work(args: argparse.Namespace) -> int:
+    _check_workers(args.workers)
     storage = study.open_storage(args.storage, args.out)
     found, spec = study.load_study(args.name, storage)
     data = load_mnist(args.data, download=not args.no_download)
@@ -288,8 +298,9 @@ def parser() -> argparse.ArgumentParser:
                                          "$DIGITLAB_STUDY_STORAGE or an SQLite file in the run store)")
 
     def workers(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--workers", type=int, default=2, metavar="K",
-                       help="worker processes on this machine, the cores shared out between them (default: 2)")
+        q.add_argument("--workers", type=int, default=study.DEFAULT_WORKERS, metavar="K",
+                       help="worker processes on this machine, the cores shared out between them (default: "
+                            f"{study.DEFAULT_WORKERS})")
         q.add_argument("--quiet", action="store_true", help="no progress bar")
 
     q = study_sub.add_parser("run", help="create (or resume) a study and wait until every trial has ended")

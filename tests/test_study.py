@@ -149,3 +149,7 @@ def test_the_cli_runs_lists_and_shows_a_study(tiny_data_root, tmp_path, capsys):
     assert "exists with another definition" in capsys.readouterr().err
     assert main(["study", "run", "x", "--base", "fast", "--grid", "lr", *common]) == 2
     assert "--grid expects FIELD=VALUES, got 'lr'" in capsys.readouterr().err
+    assert main(["study", "run", "x", "--base", "fast", "--workers", "0", *common]) == 2
+    assert "--workers must be from 1 to 64, got 0" in capsys.readouterr().err
+    assert main(["study", "show", "nope", "--out", str(tmp_path)]) == 2
+    assert "no study 'nope' in this storage" in capsys.readouterr().err
