@@ -42,7 +42,7 @@ from digitlab.recorder import record_training
 from digitlab.store import RunStore, checkpoints_root
 
 MAX_TRIALS = 1000
-MAX_NAME_LENGTH = 80
+MAX_NAME_LENGTH = 72  # its runs are named "<study> #<trial>", and a run name has at most 80 characters
 DEFAULT_VALIDATION_SIZE = 5000
 DEFAULT_SEARCH_TRIALS = 20
 SEED_STUDY_REPEATS = 3

@@ -81,6 +81,7 @@ def test_a_matching_definition_resumes_and_another_is_refused(tiny_data, tmp_pat
     ({"grid": {"preset": ["fast", "nope"]}}, "grid preset: unknown preset 'nope'"),
     ({"search": {"lr": {"low": 0.1, "high": 20, "log": False, "int": False}}}, "search lr=20: lr must be above 0"),
     ({"trials": 5}, "empty search space"),
+    ({"name": "x" * 73}, "a study name needs 1 to 72 characters"),
     ({"search": {"lr": {"choices": [0.1, 0.2]}}, "validation_size": 0}, "validation size above 0"),
     ({"prune": True}, "pruning needs a search"),
     ({"repeat": 1001}, "repeat must be a whole number from 1 to 1000"),
@@ -91,7 +92,7 @@ def test_a_matching_definition_resumes_and_another_is_refused(tiny_data, tmp_pat
 ])
 def test_bad_study_input_names_what_is_wrong(kwargs, message):
     with pytest.raises(study.StudyError) as raised:
-        study.define_study("bad", kwargs.pop("base", TINY), **kwargs)
+        study.define_study(kwargs.pop("name", "bad"), kwargs.pop("base", TINY), **kwargs)
     assert message in str(raised.value)
 
 
@@ -141,6 +142,8 @@ def test_the_cli_runs_lists_and_shows_a_study(tiny_data_root, tmp_path, capsys):
                  "--epochs", "1", "--quiet", *common]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("study=cli trials=2 complete=2 pruned=0 failed=0 best_val=0.") and "best_test=0." in last
+    assert main(["study", "work", "cli", "--workers", "1", "--quiet", *common]) == 0  # nothing left: it just reports
+    assert capsys.readouterr().out.strip().splitlines()[-1] == last
     assert main(["study", "list", "--out", str(tmp_path)]) == 0
     assert "cli" in capsys.readouterr().out
     assert main(["study", "show", "cli", "--out", str(tmp_path)]) == 0
