@@ -7,7 +7,6 @@ import multiprocessing
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,16 +211,13 @@ def cmd_study_work(args: argparse.Namespace) -> int:
     data = load_mnist(args.data, download=not args.no_download)
     bar, progress = _study_bar(spec.total, args.quiet)
     stop, previous = _stop_on_sigint()
+    tick = lambda: progress(study.summarize(found, spec).ended, spec.total)  # noqa: E731
     try:
         if args.workers > 1:
             url = study.storage_url(args.storage, args.out)
-            processes = study.spawn_workers(args.name, url, data, args.out or "", args.workers, stop)
-            while any(p.is_alive() for p in processes):
-                progress(study.summarize(found, spec).ended, spec.total)
-                time.sleep(study.POLL_S)
+            study.wait_for_workers(study.spawn_workers(args.name, url, data, args.out or "", args.workers, stop), tick)
         else:
-            study.work(args.name, storage, data, RunStore(args.out), stop,
-                       lambda: progress(study.summarize(found, spec).ended, spec.total))
+            study.work(args.name, storage, data, RunStore(args.out), stop, tick)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()

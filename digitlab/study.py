@@ -555,6 +555,14 @@ def spawn_workers(name: str, url: str, data: MNIST, out: str | os.PathLike, work
     return processes
 
 
+def wait_for_workers(processes: list[multiprocessing.Process], on_tick: Callable[[], None] | None = None) -> None:
+    """Until every worker process has ended, calling ``on_tick()`` every POLL_S (a progress bar, a page)."""
+    while any(p.is_alive() for p in processes):
+        if on_tick:
+            on_tick()
+        time.sleep(POLL_S)
+
+
 def run_study(spec: StudySpec, data: MNIST, out: str | os.PathLike | None = None, storage: str | None = None,
               workers: int = DEFAULT_WORKERS, threads: int | None = None, stop=None,
               on_progress: Callable[[int, int], None] | None = None, heartbeat_s: int = HEARTBEAT_S,
@@ -571,10 +579,7 @@ def run_study(spec: StudySpec, data: MNIST, out: str | os.PathLike | None = None
     if workers > 1:
         processes = spawn_workers(spec.name, url, data, out or checkpoints_root(), workers, stop, threads, heartbeat_s,
                                   grace_s)
-        while any(p.is_alive() for p in processes):
-            if progress:
-                progress()
-            time.sleep(POLL_S)
+        wait_for_workers(processes, progress)
     elif threads:
         os.environ["DIGITLAB_THREADS"] = str(threads)
     # Wait for the trials of other workers; take over the retries of the dead ones' trials.
@@ -694,4 +699,4 @@ def show(name: str, storage: RDBStorage) -> Summary:
 
 __all__ = ["SEED_STUDIES", "StudyError", "StudySpec", "Summary", "create_or_resume", "define_study", "format_table",
            "list_studies", "load_study", "open_storage", "parse_assignments", "parse_spec", "parse_values",
-           "run_study", "show", "spawn_workers", "storage_url", "summarize", "work"]
+           "run_study", "show", "spawn_workers", "wait_for_workers", "storage_url", "summarize", "work"]
