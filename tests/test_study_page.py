@@ -1,6 +1,8 @@
 """The Study page through AppTest: a study built on the page runs to its end; Train says a study runs and refuses;
 Stop ends it; bad input is named; read-only mode disables starting and stopping."""
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -16,14 +18,14 @@ def open_study_page() -> AppTest:
     return at.switch_page("pages/study.py").run()
 
 
-def build(at: AppTest, name: str, repeat: int = 2, epochs: int = 1, grid: str = "") -> AppTest:
+def build(at: AppTest, name: str, repeat: int = 2, epochs: int = 1, grid: str = "", workers: int = 1) -> AppTest:
     at.text_input(key="study.name").set_value(name)
     at.selectbox(key="study.base").set_value("fast")
     at.text_area(key="study.grid").set_value(grid)
     at.number_input(key="study.repeat").set_value(repeat)
     at.number_input(key="study.epochs").set_value(epochs)
     at.number_input(key="study.validation").set_value(50)
-    at.number_input(key="study.workers").set_value(1)
+    at.number_input(key="study.workers").set_value(workers)
     return at.button(key="study.start_built").click().run()
 
 
@@ -45,8 +47,9 @@ def test_a_repeat_built_on_the_page_runs_to_its_end(app_env, tmp_path):
 
 
 def test_train_refuses_while_a_study_runs_and_stop_ends_it(app_env, tmp_path):
+    """Two workers: Stop reaches the study's process and, through it, both of its worker processes."""
     store = app_env(tmp_path / "store")
-    at = build(open_study_page(), "long", repeat=3, epochs=50)
+    at = build(open_study_page(), "long", repeat=3, epochs=500, workers=2)
     job = StudyManager.for_store(RunStore(store)).job
     assert job.running
     train = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run().switch_page("pages/train.py").run()
@@ -54,12 +57,17 @@ def test_train_refuses_while_a_study_runs_and_stop_ends_it(app_env, tmp_path):
     train.button(key="train.start").click().run()
     assert any("Train is off until it ends" in w.value for w in train.warning)
     at.run()
+    deadline = time.monotonic() + 60
+    while not any(r.status == "running" for r in RunStore(store).list().runs):  # the workers have begun training
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     at.button(key="study.stop").click().run()
     job.process.join(60)
     assert not job.running and job.process.exitcode == 0
     at.run()
     assert_clean(at)
-    assert all(r.status in ("stopped", "completed") for r in RunStore(store).list().runs)
+    runs = RunStore(store).list().runs
+    assert len([r for r in runs if r.status == "stopped"]) == 2 and all(r.status == "stopped" for r in runs)
 
 
 def test_bad_study_input_is_named_on_the_page(app_env, tmp_path):
