@@ -1,7 +1,6 @@
 """Studies (digitlab.study) on the tiny synthetic MNIST: repeat, grid (exact under two workers), search with pruning,
 resume or refuse, every bad input with its message, and the CLI's shape."""
 
-import json
 import time
 
 import optuna

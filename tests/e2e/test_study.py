@@ -29,7 +29,8 @@ def test_a_repeat_started_on_the_study_page_ends_in_a_grouped_compare_with_a_ban
     tab.click_button("Start the study")
     compare = tab.page.get_by_role("button", name="Compare the study's runs, grouped →")
     compare.wait_for(timeout=180000)
-    assert "trials=2 complete=2" in tab.page.locator("[data-testid='stCaptionContainer']").all_inner_texts().__str__()
+    captions = " ".join(tab.page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
+    assert "study=browser rep trials=2 complete=2" in captions
     compare.click()
     tab.page.wait_for_url("**/compare", timeout=30000)
     tab.wait_for_idle()
