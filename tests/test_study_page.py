@@ -83,3 +83,18 @@ def test_read_only_mode_disables_starting_a_study(app_env, tmp_path, monkeypatch
     at = open_study_page()
     assert_clean(at)
     assert at.button(key="study.start_seed").disabled and at.button(key="study.start_built").disabled
+
+
+def test_after_a_search_the_page_draws_parallel_coordinates_and_importances(app_env, tmp_path):
+    store = app_env(tmp_path / "store")
+    at = open_study_page()
+    at.text_area(key="study.search").set_value("lr=1e-3:1e-2:log\nbatch_size=32,64")
+    at.number_input(key="study.trials").set_value(3)
+    at = build(at, "page search", repeat=1)
+    job = StudyManager.for_store(RunStore(store)).job
+    job.process.join(180)
+    at.run()
+    assert_clean(at)
+    assert any("study=page search trials=3 complete=3" in c.value for c in at.caption)
+    charts = {chart.proto.id for chart in at.get("plotly_chart")}
+    assert len(charts) == 3  # best so far, parallel coordinates, importances
