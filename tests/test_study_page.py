@@ -54,6 +54,7 @@ def test_train_refuses_while_a_study_runs_and_stop_ends_it(app_env, tmp_path):
     assert job.running
     train = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run().switch_page("pages/train.py").run()
     assert any("Study **long** is running" in i.value for i in train.info)
+    assert any("**Study** long is running" in c.value for c in train.sidebar.caption)
     train.button(key="train.start").click().run()
     assert any("Train is off until it ends" in w.value for w in train.warning)
     at.run()
