@@ -524,6 +524,11 @@ def work(name: str, storage: RDBStorage, data: MNIST, store: RunStore, stop=None
                 study.optimize(objective, n_trials=1, catch=(_Spare, _TrialFailed), callbacks=callbacks)
             except _Stopped:
                 return
+            except ValueError as err:
+                # The trial was failed under this worker (its heartbeats looked stale to another, which re-queued
+                # it): optimize cannot record the end of a trial that has ended. Its run says so; go on.
+                if not str(err).startswith("Cannot tell a"):
+                    raise
 
 
 # --- running a whole study -------------------------------------------------------------------------------------------

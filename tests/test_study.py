@@ -1,6 +1,7 @@
 """Studies (digitlab.study) on the tiny synthetic MNIST: repeat, grid (exact under two workers), search with pruning,
 resume or refuse, every bad input with its message, and the CLI's shape."""
 
+import threading
 import time
 
 import optuna
@@ -155,3 +156,28 @@ def test_the_cli_runs_lists_and_shows_a_study(tiny_data_root, tmp_path, capsys):
     assert "--workers must be from 1 to 64, got 0" in capsys.readouterr().err
     assert main(["study", "show", "nope", "--out", str(tmp_path)]) == 2
     assert "no study 'nope' in this storage" in capsys.readouterr().err
+
+
+def test_a_worker_whose_trial_is_failed_under_it_goes_on(tiny_data, tmp_path):
+    """Another worker may fail a trial whose heartbeats looked stale: this worker's run ends failed, saying why, and
+    the worker takes the next trial instead of crashing."""
+    spec = study.define_study("lost", TINY.replace(epochs=1000), repeat=2, validation_size=50)
+    storage = study.open_storage(out=tmp_path, **FAST_HEARTBEAT)
+    found = study.create_or_resume(spec, storage)
+    stop = threading.Event()
+
+    def fail_the_first_then_stop():
+        while not found.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            time.sleep(0.05)
+        storage.set_trial_state_values(found.get_trials()[0]._trial_id, optuna.trial.TrialState.FAIL)
+        while len(RunStore(tmp_path).list().runs) < 2:  # the worker went on to the second trial
+            time.sleep(0.05)
+        stop.set()
+
+    helper = threading.Thread(target=fail_the_first_then_stop, daemon=True)
+    helper.start()
+    study.work("lost", storage, tiny_data, RunStore(tmp_path), stop)
+    helper.join()
+    first, second = runs_of(tmp_path, "lost")
+    assert first.status == "failed" and "UpdateFinishedTrialError" in first.message
+    assert second.status == "stopped"
