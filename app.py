@@ -5,6 +5,8 @@ import streamlit as st
 from digitlab.dashboard import ui
 from digitlab.dashboard.access import READ_ONLY_REASON, read_only
 from digitlab.dashboard.images import app_icon
+from digitlab.dashboard.studies import running_study
+from digitlab.dashboard.text import markdown_literal
 
 st.set_page_config(page_title="digitlab", page_icon=app_icon(), layout="wide")
 
@@ -38,6 +40,7 @@ pages = [
     st.Page("pages/errors.py", title="Errors", icon=":material/search:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/brush:"),
     st.Page("pages/inside.py", title="Inside", icon=":material/visibility:"),
+    st.Page("pages/study.py", title="Study", icon=":material/science:"),
 ]
 navigation = st.navigation(pages)
 
@@ -51,6 +54,8 @@ with st.sidebar:
     if job is not None and job.running:
         snap = job.snapshot()
         st.caption(f":material/hourglass_top: **Training** {snap.config.model}: {snap.progress:.0%}")
+    if (study_job := running_study(ui.store())) is not None:
+        st.caption(f":material/science: **Study** {markdown_literal(study_job.spec.name)} is running")
     ui.prefetch_chart_code()
 
 navigation.run()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, preset
+from digitlab import study
+from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, parse_value, preset
 from digitlab.data import DataNotFoundError, load_mnist
 from digitlab.device import DeviceUnavailableError
 from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
@@ -24,13 +27,6 @@ EXIT_DIVERGED = 3
 
 class CliError(Exception):
     """Bad input: printed as one line, exit code 2."""
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
@@ -48,12 +44,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         key, sep, value = assignment.partition("=")
         if not sep:
             raise CliError(f"--set expects key=value, got {assignment!r}")
-        if key.startswith("model_options."):
-            config.model_options = {**config.model_options, key.split(".", 1)[1]: _parse_value(value)}
-        elif key in TrainConfig.__dataclass_fields__:
-            config = config.replace(**{key: _parse_value(value)})
-        else:
-            raise CliError(f"--set: unknown field {key!r}; known: {', '.join(TrainConfig.__dataclass_fields__)}")
+        try:
+            config = config.with_field(key, parse_value(value))
+        except ConfigError as err:
+            raise CliError(f"--set: {err}") from None
     errors = config.validate()
     if errors:
         raise CliError("invalid config:\n" + "\n".join(f"  {field}: {message}" for field, message in errors.items()))
@@ -164,6 +158,92 @@ def cmd_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_WORKERS = 64
+
+
+def _check_workers(workers: int) -> None:
+    if not 1 <= workers <= MAX_WORKERS:
+        raise CliError(f"--workers must be from 1 to {MAX_WORKERS}, got {workers}")
+
+
+def _study_bar(total: int, quiet: bool = False) -> tuple[tqdm, Callable[[int, int], None]]:
+    bar = tqdm(total=total, unit="trial", dynamic_ncols=True, disable=quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def _stop_on_sigint() -> tuple[Any, Any]:
+    """A stop event (shared with spawned workers) that Ctrl-C sets: every worker ends after its current batch."""
+    stop = multiprocessing.get_context("spawn").Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        tqdm.write("Stopping every worker after its current batch (Ctrl-C again to abort)...")
+
+    return stop, signal.signal(signal.SIGINT, on_sigint)
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    _check_workers(args.workers)
+    spec = study.define_study(
+        args.name, args.base or "fast", seed_study=args.preset, repeat=args.repeat,
+        grid={key: study.parse_values(text) for key, text in study.parse_assignments(args.grid, "--grid")},
+        search={key: study.parse_spec(text) for key, text in study.parse_assignments(args.search, "--search")},
+        trials=args.trials, prune=args.prune, epochs=args.epochs, validation_size=args.validation)
+    data = load_mnist(args.data, download=not args.no_download)
+    bar, progress = _study_bar(spec.total, args.quiet)
+    stop, previous = _stop_on_sigint()
+    try:
+        summary = study.run_study(spec, data, args.out, args.storage, workers=min(args.workers, spec.total),
+                                  stop=stop, on_progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    print(study.format_table(summary))
+    print(summary.line())
+    return 0
+
+
+def cmd_study_work(args: argparse.Namespace) -> int:
+    _check_workers(args.workers)
+    storage = study.open_storage(args.storage, args.out)
+    found, spec = study.load_study(args.name, storage)
+    data = load_mnist(args.data, download=not args.no_download)
+    bar, progress = _study_bar(spec.total, args.quiet)
+    stop, previous = _stop_on_sigint()
+    tick = lambda: progress(study.summarize(found, spec).ended, spec.total)  # noqa: E731
+    try:
+        if args.workers > 1:
+            url = study.storage_url(args.storage, args.out)
+            study.wait_for_workers(study.spawn_workers(args.name, url, data, args.out or "", args.workers, stop), tick)
+        else:
+            study.work(args.name, storage, data, RunStore(args.out), stop, tick)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    print(study.summarize(found, spec).line())
+    return 0
+
+
+def cmd_study_list(args: argparse.Namespace) -> int:
+    print(f"{'study':30} {'kind':7} {'configs':>7} {'trials':>6}")
+    for found in study.list_studies(study.open_storage(args.storage, args.out)):
+        print(f"{found['name']:30} {found['kind']:7} {found['total']:>7} {found['trials']:>6}")
+    return 0
+
+
+def cmd_study_show(args: argparse.Namespace) -> int:
+    summary = study.show(args.name, study.open_storage(args.storage, args.out))
+    print(study.format_table(summary))
+    print(summary.line())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -212,6 +292,57 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id")
     common(p)
     p.set_defaults(func=cmd_ship)
+
+    p = sub.add_parser("study", help="repeats, grids and searches of many runs, on Optuna (digitlab.study)")
+    study_sub = p.add_subparsers(dest="study_command", required=True)
+
+    def storage(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--storage", help="SQLAlchemy URL, e.g. postgresql://USER@HOST:5432/DB (default: "
+                                         "$DIGITLAB_STUDY_STORAGE or an SQLite file in the run store)")
+
+    def workers(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--workers", type=int, default=study.DEFAULT_WORKERS, metavar="K",
+                       help="worker processes on this machine, the cores shared out between them (default: "
+                            f"{study.DEFAULT_WORKERS})")
+        q.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    q = study_sub.add_parser("run", help="create (or resume) a study and wait until every trial has ended")
+    q.add_argument("name")
+    base = q.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", metavar="PRESET", help=f"the preset every trial starts from: {', '.join(PRESETS)}")
+    base.add_argument("--preset", metavar="SEED_STUDY", help="a seed study: seed-000-batch, seed-001-bn, seed-002, "
+                                                             "seed-003")
+    q.add_argument("--repeat", type=int, metavar="N", help="seeds per configuration (default 1; 3 for a seed study)")
+    q.add_argument("--grid", nargs="+", action="extend", default=[], metavar="FIELD=VALUES",
+                   help="values to cross: lr=0.01,0.1 or 'model_options.channels=[16,32];[32,64]'")
+    q.add_argument("--search", nargs="+", action="extend", default=[], metavar="FIELD=SPEC",
+                   help="LOW:HIGH, LOW:HIGH:log, LOW:HIGH:int or choices a,b,c (TPE)")
+    q.add_argument("--trials", type=int, metavar="N", help="a search's trials (default 20)")
+    q.add_argument("--prune", action="store_true", help="end a search's weak trials early on validation accuracy")
+    q.add_argument("--epochs", type=int, metavar="E")
+    q.add_argument("--validation", type=int, metavar="N", help="validation images held out (default 5000)")
+    workers(q)
+    storage(q)
+    common(q)
+    q.set_defaults(func=cmd_study_run)
+
+    q = study_sub.add_parser("work", help="take trials of an existing study (on this or another machine)")
+    q.add_argument("name")
+    workers(q)
+    storage(q)
+    common(q)
+    q.set_defaults(func=cmd_study_work)
+
+    q = study_sub.add_parser("list", help="the studies in the storage")
+    storage(q)
+    q.add_argument("--out", help=argparse.SUPPRESS)
+    q.set_defaults(func=cmd_study_list)
+
+    q = study_sub.add_parser("show", help="a study's table and summary line")
+    q.add_argument("name")
+    storage(q)
+    q.add_argument("--out", help=argparse.SUPPRESS)
+    q.set_defaults(func=cmd_study_show)
     return root
 
 
@@ -219,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, ConfigError, UnknownPresetError, DataNotFoundError, DeviceUnavailableError, RunError) as err:
+    except (CliError, ConfigError, UnknownPresetError, DataNotFoundError, DeviceUnavailableError, RunError,
+            study.StudyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

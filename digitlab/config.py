@@ -78,6 +78,15 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_field(self, key: str, value: Any) -> TrainConfig:
+        """A copy with one field set: ``key`` is a field name or ``model_options.X``. The value is not checked here
+        (validate() does that); an unknown field raises ConfigError naming the known ones."""
+        if key.startswith("model_options."):
+            return self.replace(model_options={**self.model_options, key.split(".", 1)[1]: value})
+        if key in self.__dataclass_fields__:
+            return self.replace(**{key: value})
+        raise ConfigError(f"unknown field {key!r}; known: {', '.join(self.__dataclass_fields__)} or model_options.X")
+
     def validate(self) -> dict[str, str]:
         """A message per bad field ({} when the config is valid), in words a form can show beside the field."""
         errors: dict[str, str] = {}
@@ -163,6 +172,14 @@ class TrainConfig:
         if self.validation_size:
             parts.append(f"val={self.validation_size}")
         return ", ".join(parts)
+
+
+def parse_value(text: str) -> Any:
+    """A value typed as text (a command line, a form): JSON where it parses (3, 0.1, true, [16, 32]), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 class UnknownPresetError(KeyError):

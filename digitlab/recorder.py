@@ -79,7 +79,7 @@ def epoch_record(event: EpochEnd) -> dict[str, float | None]:
 class RunRecorder:
     """Feeds engine events into one run's folder: created at RunStart, written at every epoch end and at RunEnd."""
 
-    def __init__(self, store: RunStore, config: TrainConfig):
+    def __init__(self, store: RunStore, config: TrainConfig, study: dict[str, Any] | None = None):
         self.store = store
         self.config = config
         self.run_id, self.path = store.create_folder(config)
@@ -103,6 +103,8 @@ class RunRecorder:
             "batches": self.trace.to_dict(),
             "final": {},
         }
+        if study is not None:  # {"name", "trial"}: the study and trial that trained it
+            self.data["study"] = study
         self._hold_lock()
         self._write()
 
@@ -157,12 +159,14 @@ class RunRecorder:
         self._release_lock()
 
 
-def record_training(store: RunStore, config: TrainConfig, events, on_event=None) -> RunRecord:
+def record_training(store: RunStore, config: TrainConfig, events, on_event=None,
+                    study: dict[str, Any] | None = None) -> RunRecord:
     """Drive ``events`` (from engine.train) into a new run of ``store``; ``on_event(recorder, event)`` sees each.
+    ``study`` ({"name", "trial"}) tags the run with the study trial that trained it.
 
     An exception inside training marks the run failed and is raised again.
     """
-    recorder = RunRecorder(store, config)
+    recorder = RunRecorder(store, config, study)
     try:
         for event in events:
             recorder.handle(event)

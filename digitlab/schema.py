@@ -23,12 +23,13 @@ from digitlab.device import DEVICE_CHOICES, PRECISIONS
 from digitlab.models import create_model
 
 FORMAT = 1
-STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed")
+# "pruned": a study's search ended it early (digitlab.study), after at least one finished epoch.
+STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed", "pruned")
 RESOLVED_PRECISIONS = ("fp32", "bf16", "fp16")
 # A non-finite loss ends training as "diverged" (engine.train); a crash while recording that end leaves it "failed".
 NON_FINITE_LOSS_STATUSES = ("diverged", "failed")
 # RunEnd writes status and final together: these statuses always have a final block.
-FINAL_STATUSES = ("completed", "stopped", "diverged")
+FINAL_STATUSES = ("completed", "stopped", "diverged", "pruned")
 MAX_COUNT = 10**12  # samples, parameters: far above any real run, far below what breaks arithmetic or display
 MAX_SECONDS = 10**9  # 30 years
 MAX_LOSS = 3.5e38  # float32's largest value: a finite loss computed in float32 is below it
@@ -136,10 +137,20 @@ REQUIRED: dict[str, Check] = {
     "status": _status, "name": _text, "message": _text, "created_at": _date, "updated_at": _date,
     "finished_at": _optional_date, "pid": _number(0, 2**31, integer=True), "host": _text, "versions": _versions,
 }
-# ... and what it adds at RunStart (a run that failed before lacks them) or shipping.
+
+
+def _study(value: Any, status: str) -> str | None:
+    """A study's run: {"name": the study, "trial": its Optuna trial number}."""
+    if (not isinstance(value, dict) or set(value) != {"name", "trial"} or not isinstance(value["name"], str)
+            or not value["name"] or _COUNT(value["trial"], status)):
+        return f'must be an object {{"name": text, "trial": an integer from 0}}, got {_shown(value)}'
+    return None
+
+
+# ... and what it adds at RunStart (a run that failed before lacks them), shipping, or a study.
 OPTIONAL: dict[str, Check] = {
     "device": _text, "device_name": _text, "precision": _choice(RESOLVED_PRECISIONS), "param_count": _COUNT,
-    "train_size": _COUNT, "shipped": _boolean,
+    "train_size": _COUNT, "shipped": _boolean, "study": _study,
 }
 
 

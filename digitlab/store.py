@@ -174,6 +174,11 @@ class RunRecord:
         return self.data["final"]
 
     @property
+    def study(self) -> dict[str, Any] | None:
+        """{"name", "trial"} of the study that trained this run, else None."""
+        return self.data.get("study")
+
+    @property
     def shipped(self) -> bool:
         return bool(self.data.get("shipped"))
 
@@ -292,7 +297,8 @@ class RunStore:
         if settle and record.status == "running":
             record = self._settle(record)
         # A run stopped before its first epoch ended has no weights, rightly; any other finished run needs them.
-        if not record.has_weights and (record.status == "completed" or (record.status == "stopped" and record.epochs)):
+        if not record.has_weights and (record.status in ("completed", "pruned")
+                                       or (record.status == "stopped" and record.epochs)):
             raise RunError(f"{WEIGHTS_FILE} is missing, so the {record.status} run cannot be used")
         return record
 

@@ -10,6 +10,7 @@ from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only
 from digitlab.dashboard.jobs import JobBusyError
+from digitlab.dashboard.studies import StudyBusyError, running_study
 from digitlab.dashboard.text import markdown_literal
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
 from digitlab.dashboard.ui.live_chart import live_charts
@@ -58,6 +59,9 @@ config, errors = config_from_form({k: v for k, v in values.items() if k != "pres
 st.title("Train")
 if read_only():
     st.info(READ_ONLY_REASON, icon=":material/lock:")
+if (running := running_study(ui.store())) is not None:
+    st.info(f"Study **{markdown_literal(running.spec.name)}** is running, and a study is this server's one job: "
+            "Train is off until it ends. Follow or stop it on the Study page.", icon=":material/hourglass_top:")
 left, right = st.columns([1.3, 2], gap="large")
 
 with left, st.container(border=True):
@@ -130,6 +134,8 @@ with left, st.container(border=True):
                 ui.job_manager().start(config, owner=ui.session_id())
             except ReadOnlyError as err:
                 st.error(str(err))
+            except StudyBusyError as busy:
+                st.warning(str(busy))
             except JobBusyError as busy:
                 snap = busy.snapshot
                 whose = "you" if snap.owner == ui.session_id() else "another tab"

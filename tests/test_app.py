@@ -15,7 +15,8 @@ from digitlab.recorder import record_training
 from digitlab.store import RunStore, write_json
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py", "pages/inside.py"]
+PAGES = ["pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py", "pages/inside.py",
+         "pages/study.py"]
 
 
 @pytest.fixture

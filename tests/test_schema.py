@@ -126,3 +126,13 @@ def test_weights_of_another_architecture_or_cut_short_are_refused(tmp_path):
     cut.write_bytes((cnn / WEIGHTS_FILE).read_bytes()[:-100])
     with pytest.raises(SchemaError, match="cannot be read .*damaged"):
         check_weights(cut, config)
+
+
+def test_a_study_run_names_its_study_and_trial_and_a_pruned_run_reads(shipped_record):
+    study_run = {**copy.deepcopy(shipped_record), "study": {"name": "s2", "trial": 7}, "status": "pruned"}
+    check_record(study_run)
+    for bad in ({"name": "s2"}, {"name": "", "trial": 1}, {"name": "s2", "trial": -1}, "s2"):
+        with pytest.raises(SchemaError, match='study must be an object {"name": text, "trial"'):
+            check_record({**study_run, "study": bad})
+    with pytest.raises(SchemaError, match="final is empty, but a pruned run has finished"):
+        check_record({**study_run, "final": {}})

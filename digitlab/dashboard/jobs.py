@@ -530,6 +530,11 @@ class JobManager:
         errors = config.validate()
         if errors:
             raise ValueError("; ".join(errors.values()))
+        from digitlab.dashboard.studies import StudyBusyError, running_study  # deferred: studies imports this module
+
+        if (study := running_study(self.store)) is not None:
+            raise StudyBusyError(f"Study {study.spec.name} is running, and a study is this server's one job: Train "
+                                 "is off until it ends. Stop it on the Study page, or wait for it.")
         with self._lock:
             if self._job is not None and self._job.running:
                 raise JobBusyError(self._job.snapshot())

@@ -2,7 +2,7 @@
 
 import pytest
 
-PAGES = ["", "train", "compare", "errors", "draw"]
+PAGES = ["", "train", "compare", "errors", "draw", "study"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -24,7 +24,8 @@ from digitlab.store import WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord
 
 STATUS_ICONS = {"completed": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "stopped": ":material/stop_circle:", "diverged": ":material/trending_up:",
-                "interrupted": ":material/warning:", "failed": ":material/error:"}
+                "interrupted": ":material/warning:", "failed": ":material/error:",
+                "pruned": ":material/content_cut:"}
 
 
 APP_SCRIPT = Path(__file__).resolve().parents[3] / "app.py"

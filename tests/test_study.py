@@ -1,0 +1,183 @@
+"""Studies (digitlab.study) on the tiny synthetic MNIST: repeat, grid (exact under two workers), search with pruning,
+resume or refuse, every bad input with its message, and the CLI's shape."""
+
+import threading
+import time
+
+import optuna
+import pytest
+
+from digitlab import study
+from digitlab.__main__ import main
+from digitlab.config import TrainConfig
+from digitlab.store import RunStore
+
+TINY = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=64, epochs=1)
+FAST_HEARTBEAT = {"heartbeat_s": 1, "grace_s": 2}
+
+
+def runs_of(root, name):
+    runs = [r for r in RunStore(root).list().runs if (r.study or {}).get("name") == name]
+    return sorted(runs, key=lambda r: r.study["trial"])
+
+
+def test_a_repeat_trains_one_config_over_seeds_as_tagged_runs(tiny_data, tmp_path):
+    spec = study.define_study("rep", TINY, repeat=2, validation_size=50)
+    summary = study.run_study(spec, tiny_data, tmp_path, workers=1, **FAST_HEARTBEAT)
+    runs = runs_of(tmp_path, "rep")
+    assert [r.study for r in runs] == [{"name": "rep", "trial": 0}, {"name": "rep", "trial": 1}]
+    assert [r.config.seed for r in runs] == [0, 1] and {r.status for r in runs} == {"completed"}
+    assert {r.config.validation_size for r in runs} == {50}
+    best = max(r.epochs[-1]["val_acc"] for r in runs)
+    assert summary.line().startswith(f"study=rep trials=2 complete=2 pruned=0 failed=0 best_val={best:.4f} best_test=")
+    assert (tmp_path / study.STUDIES_FILE).is_file() and RunStore(tmp_path).list().unreadable == []
+
+
+def test_a_grid_under_two_workers_runs_every_combination_exactly_once(tiny_data, tmp_path):
+    spec = study.define_study("grid", TINY, validation_size=50,
+                              grid={"lr": [0.01, 0.02], "model_options.hidden": study.parse_values("[16];[8]")})
+    summary = study.run_study(spec, tiny_data, tmp_path, workers=2, **FAST_HEARTBEAT)
+    combos = sorted((r.config.lr, r.config.model_options["hidden"][0]) for r in runs_of(tmp_path, "grid"))
+    assert combos == [(0.01, 8), (0.01, 16), (0.02, 8), (0.02, 16)]
+    assert summary.line().startswith("study=grid trials=4 complete=4 pruned=0 failed=0")
+
+
+def test_a_pruned_search_trial_is_a_pruned_run_with_its_finished_epochs(tiny_data, tmp_path, monkeypatch):
+    # Every trial below 110% accuracy is pruned at its first report: the pruning path, deterministically.
+    monkeypatch.setattr(study, "_pruner", lambda spec: optuna.pruners.ThresholdPruner(lower=1.1))
+    spec = study.define_study("srch", TINY.replace(epochs=2), validation_size=50, trials=2, prune=True,
+                              search={"lr": study.parse_spec("1e-3:1e-1:log"), "batch_size": study.parse_spec("32,64")})
+    summary = study.run_study(spec, tiny_data, tmp_path, workers=1, **FAST_HEARTBEAT)
+    assert summary.line() == "study=srch trials=2 complete=0 pruned=2 failed=0 best_val=- best_test=-"
+    for run in runs_of(tmp_path, "srch"):
+        assert run.status == "pruned" and len(run.epochs) == 1 and run.final["epochs_done"] == 1
+        assert run.usable and "Pruned after epoch 1" in run.message
+
+
+def test_a_search_ranks_by_validation_and_stops_at_its_trials(tiny_data, tmp_path):
+    spec = study.define_study("tpe", TINY, validation_size=50, trials=3, search={"lr": study.parse_spec("1e-3:1e-1")})
+    summary = study.run_study(spec, tiny_data, tmp_path, workers=1, **FAST_HEARTBEAT)
+    runs = runs_of(tmp_path, "tpe")
+    assert len(runs) == 3 and len({r.config.lr for r in runs}) == 3
+    best = max(runs, key=lambda r: r.epochs[-1]["val_acc"])
+    assert summary.best.attrs["run_id"] == best.id
+
+
+def test_a_matching_definition_resumes_and_another_is_refused(tiny_data, tmp_path):
+    spec = study.define_study("again", TINY, repeat=2, validation_size=50)
+    study.run_study(spec, tiny_data, tmp_path, workers=1, **FAST_HEARTBEAT)
+    summary = study.run_study(spec, tiny_data, tmp_path, workers=1, **FAST_HEARTBEAT)
+    assert len(runs_of(tmp_path, "again")) == 2 and summary.line().startswith("study=again trials=2 complete=2")
+    other = study.define_study("again", TINY, repeat=3, validation_size=50)
+    with pytest.raises(study.StudyError, match="exists with another definition .it differs in: repeat"):
+        study.create_or_resume(other, study.open_storage(out=tmp_path))
+    assert len(runs_of(tmp_path, "again")) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"grid": {"colour": ["red"]}}, "grid colour: unknown field 'colour'"),
+    ({"grid": {"lr": [0.1, -1]}}, "grid lr=-1: lr must be above 0 and at most 10, got -1"),
+    ({"grid": {"model_options.hidden": [[0]]}}, "grid model_options.hidden=[0]: hidden must hold integers between 1 and 4096"),
+    ({"grid": {"preset": ["fast", "nope"]}}, "grid preset: unknown preset 'nope'"),
+    ({"search": {"lr": {"low": 0.1, "high": 20, "log": False, "int": False}}}, "search lr=20: lr must be above 0"),
+    ({"trials": 5}, "empty search space"),
+    ({"name": "x" * 73}, "a study name needs 1 to 72 characters"),
+    ({"search": {"lr": {"choices": [0.1, 0.2]}}, "validation_size": 0}, "validation size above 0"),
+    ({"prune": True}, "pruning needs a search"),
+    ({"repeat": 1001}, "repeat must be a whole number from 1 to 1000"),
+    ({"grid": {"seed": list(range(600))}, "repeat": 2}, "the study would train 1,200 runs; at most 1,000"),
+    ({"search": {"lr": {"choices": [0.1]}}, "trials": 1001}, "the study would train 1,001 runs; at most 1,000"),
+    ({"base": TINY.replace(optimizer="sgd"), "grid": {"optimizer": ["sgd", "adam"], "nesterov": [True]}},
+     'grid combination {"optimizer": "adam", "nesterov": true}: nesterov needs the sgd optimizer'),
+])
+def test_bad_study_input_names_what_is_wrong(kwargs, message):
+    with pytest.raises(study.StudyError) as raised:
+        study.define_study(kwargs.pop("name", "bad"), kwargs.pop("base", TINY), **kwargs)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1:0", "LOW must be below HIGH"), ("0:1:log", "a log range needs LOW above 0"),
+    ("1:2:cube", "the third part must be log or int"), ("0.5:4:int", "LOW:HIGH:int needs whole numbers"),
+])
+def test_bad_search_specs_say_what_is_wrong(text, message):
+    with pytest.raises(study.StudyError, match=message):
+        study.parse_spec(text)
+
+
+def test_specs_and_values_parse_as_the_issue_writes_them():
+    assert study.parse_values("[16,32];[32,64]") == [[16, 32], [32, 64]]
+    assert study.parse_values("0.01,0.1") == [0.01, 0.1] and study.parse_values("adam,sgd") == ["adam", "sgd"]
+    assert study.parse_spec("1e-4:1e-1:log") == {"low": 1e-4, "high": 0.1, "log": True, "int": False}
+    assert study.parse_spec("16:128:int") == {"low": 16, "high": 128, "log": False, "int": True}
+    assert study.parse_spec("sgd,adam") == {"choices": ["sgd", "adam"]}
+
+
+def test_seed_studies_use_the_faithful_presets_with_three_seeds():
+    spec = study.define_study("s2", seed_study="seed-002", epochs=3)
+    configs = [spec.config_for({"preset": p, "repeat": k}) for p in spec.grid["preset"] for k in range(3)]
+    assert spec.total == 12 and {c.epochs for c in configs} == {3} and {c.validation_size for c in configs} == {5000}
+    assert spec.config_for({"preset": "seed-002-cnn-bn", "repeat": 2}).model_options["batch_norm"] is True
+    batch = study.define_study("s0", seed_study="seed-000-batch")
+    assert batch.grid == {"batch_size": [32, 512]} and batch.base["optimizer"] == "adadelta" and batch.repeat == 3
+    assert set(study.SEED_STUDIES) == {"seed-000-batch", "seed-001-bn", "seed-002", "seed-003"}
+
+
+@pytest.mark.parametrize("url, message", [
+    ("not a url", "is not a database URL"),
+    ("mysql://someone@localhost/db", "needs a database driver that is not installed"),
+    ("postgresql://someone@127.0.0.1:1/db", "cannot open the study database at 127.0.0.1"),
+    ("postgresql://someone@10.255.255.1:5432/db", "cannot open the study database at 10.255.255.1"),
+])
+def test_a_bad_storage_fails_fast_naming_the_problem(url, message):
+    start = time.monotonic()
+    with pytest.raises(study.StudyError, match=message):
+        study.open_storage(url)
+    assert time.monotonic() - start < 10
+
+
+def test_the_cli_runs_lists_and_shows_a_study(tiny_data_root, tmp_path, capsys):
+    common = ["--data", str(tiny_data_root), "--out", str(tmp_path), "--no-download"]
+    assert main(["study", "run", "cli", "--base", "fast", "--repeat", "2", "--validation", "50", "--workers", "1",
+                 "--epochs", "1", "--quiet", *common]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("study=cli trials=2 complete=2 pruned=0 failed=0 best_val=0.") and "best_test=0." in last
+    assert main(["study", "work", "cli", "--workers", "1", "--quiet", *common]) == 0  # nothing left: it just reports
+    assert capsys.readouterr().out.strip().splitlines()[-1] == last
+    assert main(["study", "list", "--out", str(tmp_path)]) == 0
+    assert "cli" in capsys.readouterr().out
+    assert main(["study", "show", "cli", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == last
+    assert main(["study", "run", "cli", "--base", "fast", "--repeat", "3", "--validation", "50", *common]) == 2
+    assert "exists with another definition" in capsys.readouterr().err
+    assert main(["study", "run", "x", "--base", "fast", "--grid", "lr", *common]) == 2
+    assert "--grid expects FIELD=VALUES, got 'lr'" in capsys.readouterr().err
+    assert main(["study", "run", "x", "--base", "fast", "--workers", "0", *common]) == 2
+    assert "--workers must be from 1 to 64, got 0" in capsys.readouterr().err
+    assert main(["study", "show", "nope", "--out", str(tmp_path)]) == 2
+    assert "no study 'nope' in this storage" in capsys.readouterr().err
+
+
+def test_a_worker_whose_trial_is_failed_under_it_goes_on(tiny_data, tmp_path):
+    """Another worker may fail a trial whose heartbeats looked stale: this worker's run ends failed, saying why, and
+    the worker takes the next trial instead of crashing."""
+    spec = study.define_study("lost", TINY.replace(epochs=1000), repeat=2, validation_size=50)
+    storage = study.open_storage(out=tmp_path, **FAST_HEARTBEAT)
+    found = study.create_or_resume(spec, storage)
+    stop = threading.Event()
+
+    def fail_the_first_then_stop():
+        while not found.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            time.sleep(0.05)
+        storage.set_trial_state_values(found.get_trials()[0]._trial_id, optuna.trial.TrialState.FAIL)
+        while len(RunStore(tmp_path).list().runs) < 2:  # the worker went on to the second trial
+            time.sleep(0.05)
+        stop.set()
+
+    helper = threading.Thread(target=fail_the_first_then_stop, daemon=True)
+    helper.start()
+    study.work("lost", storage, tiny_data, RunStore(tmp_path), stop)
+    helper.join()
+    first, second = runs_of(tmp_path, "lost")
+    assert first.status == "failed" and "UpdateFinishedTrialError" in first.message
+    assert second.status == "stopped"
