@@ -442,6 +442,12 @@ class _Objective:
         self.spec, self.data, self.store, self.stop = spec, data, store, stop
 
     def __call__(self, trial: optuna.Trial) -> float:
+        # Optuna's heartbeat thread records its first beat concurrently with this call. A worker killed before it
+        # has would leave a trial that fail_stale_trials never sees (no beat, so never stale): stuck running.
+        # Beat once here, before any work, so that a trial with a run always has a heartbeat to go stale.
+        storage = trial.study._storage  # RDBStorage behind Optuna's cache: both beat
+        if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+            storage.record_heartbeat(trial._trial_id)
         if trial.number in _spares(self.spec, trial.study.get_trials(deepcopy=False)):
             trial.study.stop()
             raise _Spare

@@ -181,3 +181,32 @@ def test_a_worker_whose_trial_is_failed_under_it_goes_on(tiny_data, tmp_path):
     first, second = runs_of(tmp_path, "lost")
     assert first.status == "failed" and "UpdateFinishedTrialError" in first.message
     assert second.status == "stopped"
+
+
+def test_a_trial_has_a_heartbeat_before_its_run_exists(tiny_data, tmp_path, monkeypatch):
+    """Optuna's heartbeat thread beats concurrently with the objective: a worker killed before that first beat left
+    a trial no stale check ever sees, stuck running (seen once in CI). The objective beats first, before the run."""
+    import contextlib
+    import sqlite3
+
+    import optuna.study._optimize
+
+    from digitlab import recorder
+
+    database = tmp_path / "beat.db"
+    spec = study.define_study("beat", TINY, validation_size=50, repeat=1)
+    storage = study.open_storage(f"sqlite:///{database}", heartbeat_s=3600)
+    study.create_or_resume(spec, storage)
+    beats_at_run_start = []
+    real_init = recorder.RunRecorder.__init__
+
+    def counting_init(self, *args, **kwargs):
+        with sqlite3.connect(database) as db:
+            beats_at_run_start.append(db.execute("SELECT count(*) FROM trial_heartbeats").fetchone()[0])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(recorder.RunRecorder, "__init__", counting_init)
+    # The race, decided against the worker: Optuna's own heartbeat thread has not beaten yet.
+    monkeypatch.setattr(optuna.study._optimize, "get_heartbeat_thread", lambda *args: contextlib.nullcontext())
+    study.work("beat", storage, tiny_data, RunStore(tmp_path))
+    assert beats_at_run_start == [1]
