@@ -59,7 +59,8 @@ def test_train_refuses_while_a_study_runs_and_stop_ends_it(app_env, tmp_path):
     assert any("Train is off until it ends" in w.value for w in train.warning)
     at.run()
     deadline = time.monotonic() + 60
-    while not any(r.status == "running" for r in RunStore(store).list().runs):  # the workers have begun training
+    # Both workers have begun training (Stop must reach both: a worker stopped before its run starts makes none).
+    while len([r for r in RunStore(store).list().runs if r.status == "running"]) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     at.button(key="study.stop").click().run()
