@@ -232,3 +232,9 @@ def test_the_shipped_resnet_still_loads_exactly(store_with_shipped):
     seed = create_model("resnet", stem=8, widths=[16, 32], blocks_per_stage=1, shortcut_bn=False, conv_bias=True)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for block in seed.modules()
                    if hasattr(block, "shortcut") for m in block.shortcut.modules())
+
+
+def test_the_benchmark_baseline_epoch_runs_in_a_fresh_process(tiny_data_root):
+    from digitlab.bench import dataloader_epoch_in_fresh_process
+
+    assert dataloader_epoch_in_fresh_process(str(tiny_data_root)) > 0

@@ -82,6 +82,14 @@ def dataloader_epoch_seconds(root: str) -> float:
     return time.perf_counter() - start
 
 
+def dataloader_epoch_in_fresh_process(root: str) -> float:
+    """dataloader_epoch_seconds in a new interpreter, so that none of this process's torch settings apply."""
+    code = ("import json, sys; from digitlab.bench import dataloader_epoch_seconds; "
+            "print(json.dumps({'seconds': dataloader_epoch_seconds(sys.argv[1])}))")
+    out = subprocess.run([sys.executable, "-c", code, root], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["seconds"]
+
+
 def fast_seconds_to_target(root) -> tuple[float | None, float]:
     """(seconds at the first epoch end at or above 99%, or None; the final test accuracy)."""
     reached, acc = None, 0.0
@@ -136,9 +144,7 @@ def run_bench(root, store: RunStore, dataloader_epoch: bool = True) -> None:
     for precision, seconds in engine_s.items():
         print(f"seed-cnn epoch, engine, {precision}:     {seconds:6.2f} s", flush=True)
     if dataloader_epoch:
-        out = subprocess.run([sys.executable, "-m", "digitlab.bench", "dataloader-epoch", root], check=True,
-                             capture_output=True, text=True).stdout
-        loader_s = json.loads(out.strip().splitlines()[-1])["seconds"]
+        loader_s = dataloader_epoch_in_fresh_process(root)
         print(f"seed-cnn epoch, DataLoader loop:   {loader_s:6.2f} s (fp32)", flush=True)
         for precision, seconds in engine_s.items():
             print(f"seed-cnn epoch speed-up, {precision}:    {loader_s / seconds:6.1f}x", flush=True)
@@ -157,9 +163,3 @@ def run_bench(root, store: RunStore, dataloader_epoch: bool = True) -> None:
               "(what the Draw page does per stroke)")
     else:
         print(f"canvas -> shipped models: none found in {store.root}")
-
-
-if __name__ == "__main__":
-    # The baseline runs here, in a fresh interpreter: python -m digitlab.bench dataloader-epoch ROOT
-    if sys.argv[1:2] == ["dataloader-epoch"]:
-        print(json.dumps({"seconds": dataloader_epoch_seconds(sys.argv[2])}))
