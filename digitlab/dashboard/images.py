@@ -83,21 +83,7 @@ def map_grid_png(values: torch.Tensor, limit: int | None = 16, columns: int = 8,
         values, limit = values.reshape(-1, 1, 1), None
         columns, cell = 32, 12
     shown = values[:limit] if limit else values
-    tiles = _heat(shown.float())
-    count, height, width = tiles.shape
-    scale = max(1, cell // max(height, width))
-    tiles = tiles.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    columns = min(columns, count)
-    rows = -(-count // columns)
-    gap = 2 if scale > 1 else 0
-    side_h, side_w = tiles.shape[1] + gap, tiles.shape[2] + gap
-    canvas = torch.full((rows * side_h - gap, columns * side_w - gap), 96, dtype=torch.uint8)  # grey gutters
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, columns)
-        canvas[r * side_h : r * side_h + tile.shape[0], c * side_w : c * side_w + tile.shape[1]] = tile
-    buffer = io.BytesIO()
-    Image.fromarray(canvas.numpy(), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
+    return _grid_png(_heat(shown.float()), columns, cell, mode="L")
 
 
 def kernel_grid_png(kernels: torch.Tensor, limit: int | None = 16, columns: int = 8, cell: int = 40) -> bytes:
@@ -108,18 +94,25 @@ def kernel_grid_png(kernels: torch.Tensor, limit: int | None = 16, columns: int 
     red = (scaled.clamp(min=0) * 255).round().to(torch.uint8)
     blue = (-scaled.clamp(max=0) * 255).round().to(torch.uint8)
     rgb = torch.stack([red, torch.zeros_like(red), blue], -1)  # (N, kh, kw, 3)
-    count, height, width, _ = rgb.shape
+    return _grid_png(rgb, columns, cell, mode="RGB")
+
+
+def _grid_png(tiles: torch.Tensor, columns: int, cell: int, mode: str) -> bytes:
+    """uint8 tiles (N, h, w) for mode "L" or (N, h, w, 3) for "RGB", each enlarged to about ``cell`` pixels with
+    nearest-neighbour, laid ``columns`` to a row on grey gutters (none between 1-pixel tiles), as one PNG."""
+    count, height, width = tiles.shape[:3]
     scale = max(1, cell // max(height, width))
-    rgb = rgb.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    tiles = tiles.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     columns = min(columns, count)
     rows = -(-count // columns)
-    side_h, side_w = rgb.shape[1] + 2, rgb.shape[2] + 2
-    canvas = torch.full((rows * side_h - 2, columns * side_w - 2, 3), 96, dtype=torch.uint8)
-    for i, tile in enumerate(rgb):
+    gap = 2 if scale > 1 else 0
+    side_h, side_w = tiles.shape[1] + gap, tiles.shape[2] + gap
+    canvas = torch.full((rows * side_h - gap, columns * side_w - gap, *tiles.shape[3:]), 96, dtype=torch.uint8)
+    for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         canvas[r * side_h : r * side_h + tile.shape[0], c * side_w : c * side_w + tile.shape[1]] = tile
     buffer = io.BytesIO()
-    Image.fromarray(canvas.numpy(), mode="RGB").save(buffer, format="PNG")
+    Image.fromarray(canvas.numpy(), mode=mode).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
