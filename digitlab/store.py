@@ -72,10 +72,11 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, flush it to disk, then rename over ``path``: readers see the old or the new file,
-    never half of one. The writer holds a lock on its temporary file until the rename, so that a sweep of leftovers
-    (remove_leftovers) never takes one that is still being written."""
+def atomic_write(path: Path, write, sync: bool = True) -> None:
+    """Call ``write(tmp_path)``, flush it to disk (unless ``sync`` is off, for a file that only matters while its
+    process lives), then rename over ``path``: readers see the old or the new file, never half of one. The writer
+    holds a lock on its temporary file until the rename, so that a sweep of leftovers (remove_leftovers) never
+    takes one that is still being written."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as held:
@@ -83,8 +84,9 @@ def atomic_write(path: Path, write) -> None:
                 fcntl.flock(held, fcntl.LOCK_EX)
             write(tmp)
             pause_point("store.atomic_write.before_replace")
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            if sync:
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ from digitlab.dashboard.access import require_writable
 from digitlab.data import data_root as resolve_data_root
 from digitlab.pause import pause_point
 from digitlab.recorder import BatchTrace, epoch_record
-from digitlab.store import RunError, RunRecord, RunStore
+from digitlab.store import RunError, RunRecord, RunStore, atomic_write
 
 RATE_WINDOW = 30  # batches over which images/s is measured: recent speed, not the average since the start
 SEND_EVERY_S = 0.1  # the child sends batch events in bundles: one queue message per batch costs more than a step
@@ -187,7 +187,8 @@ class _ChildReporter:
         if self.path is not None and (not isinstance(event, BatchEnd)
                                       or time.monotonic() - self.written_at >= PROGRESS_EVERY_S):
             self.progress["batches"] = recorder.trace.to_dict()
-            _write_progress(self.path, self.progress)
+            # Not synced: the progress file only matters while this run lives.
+            atomic_write(self.path / PROGRESS_FILE, lambda tmp: tmp.write_text(json.dumps(self.progress)), sync=False)
             self.written_at = time.monotonic()
         if isinstance(event, EpochEnd):
             pause_point("train.after_epoch")
@@ -196,13 +197,6 @@ class _ChildReporter:
         if self.path is not None:
             for name in (PROGRESS_FILE, STOP_FILE):
                 (self.path / name).unlink(missing_ok=True)
-
-
-def _write_progress(run_path: Path, progress: dict[str, Any]) -> None:
-    """Atomic (a reader sees the old file or the new one) but not synced: it only matters while the run lives."""
-    tmp = run_path / f"{PROGRESS_FILE}.tmp"
-    tmp.write_text(json.dumps(progress))
-    os.replace(tmp, run_path / PROGRESS_FILE)
 
 
 def _read_progress(run_path: Path) -> dict[str, Any] | None:
