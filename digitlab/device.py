@@ -130,6 +130,20 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype)
 
 
+@contextlib.contextmanager
+def bulk_inference(model: torch.nn.Module, device: torch.device):
+    """Inference over thousands of images with no gradients, where a few bits of precision are worth a 2-3x speed-up:
+    autocast in the device's fast precision (auto_precision) and channels_last for convolutions. Measured on this
+    2-core CPU, 60,000 training images through the shipped CNN: 24-37 s in fp32, 11-15 s in bf16 channels_last.
+    Yields the function that puts a batch into the model's memory format; the model's format is restored after."""
+    model.to(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode(), autocast(device, auto_precision(device)):
+            yield lambda batch: batch.contiguous(memory_format=torch.channels_last)
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op)."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from digitlab.data import MNIST, load_mnist, scale_pixels, split_fingerprint
-from digitlab.device import configure_cpu
+from digitlab.device import bulk_inference, configure_cpu
 from digitlab.models import Flatten
 from digitlab.store import LoadedRun, atomic_write
 
@@ -315,10 +315,10 @@ def _write_cache(run: LoadedRun, name: str, key: dict[str, str], tensors: dict[s
             continue  # a read-only run folder: the cache folder; neither writable: recomputed next time
 
 
-def penultimate_features(run: LoadedRun, images: torch.Tensor, progress: Progress | None = None
+def penultimate_features(run: LoadedRun, images: torch.Tensor, progress: Progress | None = None, bulk: bool = False
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, D), logits (N, 10)) of model inputs (N, 1, 28, 28): the input of the model's last linear layer,
-    in batches of 1,000."""
+    in batches of 1,000. ``bulk`` runs in the CPU's fast precision (device.bulk_inference) rather than fp32."""
     configure_cpu()
     with _own_model(run) as model:
         last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
@@ -330,10 +330,12 @@ def penultimate_features(run: LoadedRun, images: torch.Tensor, progress: Progres
 
         handle = last.register_forward_pre_hook(hook)
         features, logits = [], []
+        cpu = torch.device("cpu")
         try:
-            with torch.inference_mode():
+            with bulk_inference(model, cpu) if bulk else torch.inference_mode() as batch_format:
                 for start in range(0, len(images), _BATCH):
-                    logits.append(model(images[start : start + _BATCH]).float())
+                    batch = images[start : start + _BATCH]
+                    logits.append(model(batch_format(batch) if bulk else batch).float())
                     features.append(seen.pop())
                     if progress is not None:
                         progress(min(start + _BATCH, len(images)), len(images))
@@ -367,7 +369,9 @@ def training_embeddings(run: LoadedRun, data: MNIST | None = None, progress: Pro
     n = len(data.train_labels)
     cached = _read_cache(run, "train", key, {"features": (n,)})
     if cached is None:
-        features = penultimate_features(run, run.input_from_image(data.train_images), progress)[0]
+        # In bulk precision (bf16 where the CPU has it): stored in fp16 anyway, and 2-3x faster than fp32. Queries
+        # stay fp32; a training image still finds itself at similarity 1.000 (tests/test_inside.py).
+        features = penultimate_features(run, run.input_from_image(data.train_images), progress, bulk=True)[0]
         cached = {"features": features.half()}
         _write_cache(run, "train", key, cached)
     return Embeddings(F.normalize(cached["features"].float(), dim=1), data.train_labels)

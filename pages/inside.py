@@ -25,11 +25,12 @@ listing, usable = ui.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
 labels = ui.run_labels(usable)
 
-# Arrivals: an Errors card links here with ?test=<index>&run=<id>; Draw leaves its drawing in "inside.arrival".
+# Arrivals: an Errors card links here with ?test=<index>&run=<id> (that run joins the models shown); Draw leaves its
+# drawing and its models in "inside.arrival" (those models are shown, as on Draw).
 arrival = st.session_state.pop("inside.arrival", None)
 requested = (st.query_params.get("test"), st.query_params.get("run"))
 if requested[0] is not None and st.session_state.get("inside.requested") != requested:
-    arrival = {"source": "test", "test": requested[0], "models": [requested[1]]}
+    arrival = {"source": "test", "test": requested[0], "first": requested[1]}
 st.session_state["inside.requested"] = requested
 default = [r.id for r in usable if r.shipped] or [usable[0].id]
 remembered = st.session_state.get("inside.remembered", default)
@@ -39,7 +40,10 @@ if arrival is not None:
         st.session_state["inside.drawing"] = arrival["drawing"]
     if "test" in arrival:
         st.session_state["inside.test_index"] = arrival["test"]
-    remembered = [i for i in arrival["models"] if i in by_id] + [i for i in remembered if i not in arrival["models"]]
+    if "models" in arrival:
+        remembered = list(arrival["models"])
+    if arrival.get("first") in by_id:
+        remembered = [arrival["first"]] + [i for i in remembered if i != arrival["first"]]
 st.session_state["inside.models"] = [i for i in remembered if i in by_id][: PER_ROW * 2]
 chosen = st.multiselect("Models", list(by_id), format_func=labels.get, key="inside.models", max_selections=PER_ROW * 2,
                         placeholder="Pick the models to look inside")

@@ -4,6 +4,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 from digitlab.bench.strokes import render_digit
 from tests.test_app import app_env, assert_clean, open_app  # noqa: F401  (app_env is a fixture)
@@ -74,6 +75,20 @@ def test_arriving_from_an_errors_link(shipped, canvas):
     assert_clean(at)
     assert at.radio(key="inside.source").value == "test" and at.text_input(key="inside.test_index").value == "4"
     assert at.multiselect(key="inside.models").value[0] == "shipped-lenet"
+
+
+def test_arriving_from_draw_shows_its_drawing_to_its_models(shipped, canvas):
+    at = open_app()
+    at.switch_page("pages/inside.py")
+    drawing = torch.zeros(28, 28)
+    drawing[4:24, 13:15] = 1.0  # a 1
+    at.session_state["inside.arrival"] = {"source": "carried", "drawing": drawing.tolist(),
+                                          "models": ["shipped-mlp", "shipped-lenet"]}
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="inside.source").value == "carried"
+    assert at.multiselect(key="inside.models").value == ["shipped-mlp", "shipped-lenet"]
+    assert len(at.get("plotly_chart")) == 2
 
 
 def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_work(shipped, canvas, monkeypatch):
