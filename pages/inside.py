@@ -6,7 +6,7 @@ from streamlit_drawable_canvas import st_canvas  # only importable inside a runn
 
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.images import digit_png, kernel_grid_png, map_grid_png, neighbours_html, overlay_png
-from digitlab.dashboard.text import markdown_literal, plotly_literal, shorten
+from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.dashboard.ui import inside as looked
 from digitlab.data import DataNotFoundError
 from digitlab.inside import METHODS, AttributionError
@@ -131,10 +131,11 @@ def show_model(run_id: str) -> None:
         train = ui.mnist().train_images
         st.html(neighbours_html([train[n.index] for n in nearest], [n.label for n in nearest],
                                 [n.similarity for n in nearest], [n.index for n in nearest]))
+        st.markdown("**The test images as it sees them**")
         st.plotly_chart(charts.embedding_figure(emap.xy.tolist(), emap.labels.tolist(), emap.predicted.tolist(),
-                                                looked.place(record, emap, image),
-                                                f"Test set, PCA of {plotly_literal(name)}'s features"),
+                                                looked.place(record, emap, image), height=300),
                         key=f"inside.map.{run_id}", config={"displayModeBar": False})
+        st.caption("PCA of its penultimate-layer features; ringed: misread by it; ★: this input.")
     st.markdown("**Feature maps**")
     for fm in maps:
         st.caption(f"{fm.name} · {fm.kind} · {' × '.join(map(str, fm.shape))}")

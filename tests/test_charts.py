@@ -68,3 +68,17 @@ def test_a_group_figure_bands_repeats_and_leaves_a_single_run_single():
     assert list(fig.data[list(fig.data).index(bands[0]) - 1].y) == pytest.approx([0.91, 0.97])  # mean + std
     assert shown[2].error_y.array == (0.05,) and shown[0].error_y.array is None
     assert len([t for t in fig.data if t.opacity == 0.35]) == 5  # every run, faint, behind its group
+
+
+def test_the_embedding_map_names_each_class_at_its_median_point_and_rings_misread_images():
+    from digitlab.dashboard.charts import embedding_figure
+
+    xy = [(0.0, 0.0), (1.0, 1.0), (2.0, 0.5), (10.0, 10.0), (11.0, 12.0)]
+    labels, predicted = [3, 3, 3, 8, 8], [3, 3, 5, 8, 8]
+    figure = embedding_figure(xy, labels, predicted, here=(1.5, 1.5), title="map")
+    names = {a.text: (a.x, a.y) for a in figure.layout.annotations}
+    assert names == {"<b>3</b>": (1.0, 0.5), "<b>8</b>": (10.5, 11.0)}
+    misread = next(t for t in figure.data if t.name == "misread")
+    assert list(misread.x) == [2.0] and list(misread.y) == [0.5]
+    assert [t.name for t in figure.data if t.name == "this input"] == ["this input"]
+    assert figure.layout.showlegend is False

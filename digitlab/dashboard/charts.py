@@ -6,6 +6,7 @@ traces instead of resetting them.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -276,10 +277,16 @@ def probability_figure(probs: Sequence[float], title: str = "", height: int = 24
 def embedding_figure(xy: Sequence[Sequence[float]], labels: Sequence[int], predicted: Sequence[int],
                      here: tuple[float, float] | None, title: str = "", height: int = 340) -> go.Figure:
     """The test images on a 2-D map, one colour per true class, misclassified ones ringed, and the current input
-    as a star. WebGL points: 10,000 of them per model stay smooth."""
-    traces = []
+    as a star. WebGL points: 10,000 of them per model stay smooth. Each class is named by a label at its median
+    point instead of a legend, which would take half of a narrow column (four models side by side)."""
+    traces, names = [], []
     for digit in range(10):
         points = [i for i, label in enumerate(labels) if label == digit]
+        if points:
+            names.append({"x": statistics.median(xy[i][0] for i in points),
+                          "y": statistics.median(xy[i][1] for i in points), "text": f"<b>{digit}</b>",
+                          "showarrow": False, "bgcolor": colour_for(digit), "font": {"color": "#111111", "size": 11},
+                          "borderpad": 1, "opacity": 0.9})
         traces.append(go.Scattergl(
             x=[xy[i][0] for i in points], y=[xy[i][1] for i in points], mode="markers", name=str(digit),
             marker={"size": 3, "color": colour_for(digit), "opacity": 0.6}, hoverinfo="name"))
@@ -293,5 +300,7 @@ def embedding_figure(xy: Sequence[Sequence[float]], labels: Sequence[int], predi
                                  marker={"size": 16, "symbol": "star", "color": "#111111",
                                          "line": {"width": 1.5, "color": "#ffffff"}}, hoverinfo="name"))
     layout = _layout(title, "PC 1", "PC 2", height=height)
-    layout.update(hovermode="closest", legend={"orientation": "h", "y": -0.15, "font": {"size": 10}})
+    layout.update(hovermode="closest", showlegend=False, annotations=names)
+    if not title:
+        layout["margin"] = {**layout["margin"], "t": 10}
     return go.Figure(traces, layout)

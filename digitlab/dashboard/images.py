@@ -75,13 +75,15 @@ def _heat(values: torch.Tensor) -> torch.Tensor:
     return (values.clamp(min=0) / top * 255).round().to(torch.uint8)
 
 
-def map_grid_png(values: torch.Tensor, limit: int | None = 16, columns: int = 8, cell: int = 56) -> bytes:
+def map_grid_png(values: torch.Tensor, limit: int | None = 16, columns: int = 4, cell: int = 56) -> bytes:
     """A layer's output as one PNG: the first ``limit`` channels of a (C, H, W) map as a grid of tiles, or a
     vector (N,) (or (N, 1, 1)) as a row of squares, brightest where the value is largest. One image instead of a
-    widget per channel: four models side by side stay readable and quick to draw. A vector shows all its values."""
+    widget per channel: four models side by side stay readable and quick to draw (four tiles to a row: at eight, a
+    28 x 28 map shrinks to about 20 screen pixels in a quarter of the page). A vector shows all its values."""
     if values.dim() == 1 or values.shape[-2:] == (1, 1):  # a vector: every value, 32 to a row
-        values, limit = values.reshape(-1, 1, 1), None
-        columns, cell = 32, 12
+        # One map of N values, scaled together: as N maps of one value each, every positive value would be white.
+        grey = _heat(values.float().reshape(1, 1, -1))
+        return _grid_png(grey.reshape(-1, 1, 1), columns=32, cell=12, mode="L")
     shown = values[:limit] if limit else values
     return _grid_png(_heat(shown.float()), columns, cell, mode="L")
 

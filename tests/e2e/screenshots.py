@@ -4,7 +4,10 @@
 
 It serves the app over a temporary copy of the shipped checkpoints, trains the fast preset twice (seeds 0 and 1),
 and in the light and the dark theme takes: Train mid-run, Compare (the runs beside the shipped ones), Compare
-grouped (the two fast runs as one band), Errors and Draw (a 7 drawn with the mouse). Needs Chromium and the real MNIST, as the browser tests do.
+grouped (the two fast runs as one band), Errors, Draw (a 7 drawn with the mouse) and Inside (that 7, the four
+shipped models side by side: at the top, and at their feature maps). ``--only inside draw`` takes just those pages
+(and trains nothing when Train and Compare are not among them). Needs Chromium and the real MNIST, as the browser
+tests do.
 """
 
 from __future__ import annotations
@@ -59,10 +62,26 @@ def train_mid_run(tab: Tab, seed: int) -> None:
     raise RuntimeError("training did not get going within 60 s")
 
 
+def inside_of_the_drawing(tab: Tab) -> None:
+    """From Draw's drawing to Inside, every shipped model's column complete (the first visit embeds the training
+    images of each)."""
+    tab.page.get_by_role("button", name="Look inside this drawing", exact=True).click()
+    tab.page.wait_for_url("**/inside", timeout=30000)
+    tab.wait_for_idle(600)
+    tab.page.locator("[data-testid='inside-neighbours']").nth(3).wait_for(timeout=600000)
+    settle(tab, 3)
+
+
+PAGES = ("train", "compare", "errors", "compare-grouped", "draw", "inside", "inside-maps")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / ".github" / "screenshots")
+    parser.add_argument("--only", nargs="+", choices=PAGES, default=PAGES, metavar="PAGE",
+                        help=f"the pages to shoot, of: {', '.join(PAGES)}")
     args = parser.parse_args()
+    wanted = set(args.only)
     chromium = find_chromium()
     if chromium is None or real_data_root() is None:
         raise SystemExit(f"needs Chromium and the real MNIST in {data_root()} (set DIGITLAB_DATA)")
@@ -78,26 +97,38 @@ def main() -> None:
             for seed, theme in enumerate(THEMES):  # a fast run per theme, shot mid-run: the same config twice
                 context = browser.new_context(viewport=VIEWPORT, color_scheme=theme)
                 tabs[theme] = Tab(context.new_page(), url)
-                train_mid_run(tabs[theme], seed)
-                shoot(tabs[theme], args.out, "train", theme)
-                tabs[theme].page.wait_for_selector("text=Test accuracy", timeout=120000)  # finished, for Compare
+                if wanted & {"train", "compare", "compare-grouped"}:
+                    train_mid_run(tabs[theme], seed)
+                    if "train" in wanted:
+                        shoot(tabs[theme], args.out, "train", theme)
+                    tabs[theme].page.wait_for_selector("text=Test accuracy", timeout=120000)  # for Compare
             for theme, tab in tabs.items():
                 for page, ready in (("compare", "[data-testid='stTable']"),
                                     ("errors", "text=test images misclassified")):
-                    tab.open(page)
-                    tab.page.wait_for_selector(ready, timeout=60000)
+                    if page in wanted:
+                        tab.open(page)
+                        tab.page.wait_for_selector(ready, timeout=60000)
+                        settle(tab)
+                        shoot(tab, args.out, page, theme)
+                if "compare-grouped" in wanted:
+                    tab.open("compare")
+                    tab.page.get_by_text("Group repeats", exact=False).click()  # the two fast runs: one band
+                    tab.wait_for_rerun()
+                    tab.page.locator(f"{tab.keyed('compare.chart.test_acc')} .js-plotly-plot").wait_for()
                     settle(tab)
-                    shoot(tab, args.out, page, theme)
-                tab.open("compare")
-                tab.page.get_by_text("Group repeats", exact=False).click()  # the two fast runs: one band
-                tab.wait_for_rerun()
-                tab.page.locator(f"{tab.keyed('compare.chart.test_acc')} .js-plotly-plot").wait_for()
-                settle(tab)
-                shoot(tab, args.out, "compare-grouped", theme, scroll_to=tab.keyed("compare.view"))
-                tab.open("draw")
-                draw(tab, 7)
-                settle(tab)
-                shoot(tab, args.out, "draw", theme)
+                    shoot(tab, args.out, "compare-grouped", theme, scroll_to=tab.keyed("compare.view"))
+                if wanted & {"draw", "inside", "inside-maps"}:
+                    tab.open("draw")
+                    draw(tab, 7)
+                    settle(tab)
+                    if "draw" in wanted:
+                        shoot(tab, args.out, "draw", theme)
+                if wanted & {"inside", "inside-maps"}:
+                    inside_of_the_drawing(tab)
+                    if "inside" in wanted:
+                        shoot(tab, args.out, "inside", theme)
+                    if "inside-maps" in wanted:
+                        shoot(tab, args.out, "inside-maps", theme, scroll_to="text=Feature maps")
             browser.close()
 
 
