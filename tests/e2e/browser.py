@@ -39,9 +39,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_app(store: Path, data_root: Path, log: Path, extra_env: dict[str, str] | None = None):
-    """`streamlit run app.py` on a free local port over ``store``; yields its URL and stops it on exit."""
+    """`streamlit run app.py` on a free local port over ``store`` (and the drawings folder beside it); yields its
+    URL and stops it on exit."""
     port = free_port()
-    env = {**os.environ, "DIGITLAB_CHECKPOINTS": str(store), "DIGITLAB_DATA": str(data_root), **(extra_env or {})}
+    env = {**os.environ, "DIGITLAB_CHECKPOINTS": str(store), "DIGITLAB_DATA": str(data_root),
+           "DIGITLAB_DRAWINGS": str(store.parent / "drawings"), **(extra_env or {})}
     with open(log, "w") as log_file:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
