@@ -28,11 +28,12 @@ def home() -> None:
         ("pages/drawings.py", ":material/gesture: My drawings", "Keep labelled drawings as your own test set, and "
          "see how every model scores on your handwriting."),
     ]
-    columns = st.columns(len(cards))
-    for column, (page, label, text) in zip(columns, cards):
-        with column.container(border=True, height="stretch"):
-            st.page_link(page, label=label)
-            st.markdown(text)
+    per_row = 3  # six cards in one row squeezed their words apart
+    for start in range(0, len(cards), per_row):
+        for column, (page, label, text) in zip(st.columns(per_row), cards[start : start + per_row]):
+            with column.container(border=True, height="stretch"):
+                st.page_link(page, label=label)
+                st.markdown(text)
 
 
 pages = [

@@ -57,7 +57,7 @@ def filter_drawings(drawings: Sequence[Drawing], scores: Mapping[str, DrawingSco
 
 def drawing_card_html(drawing: Drawing, scores: Mapping[str, DrawingScore], names: Mapping[str, str]) -> str:
     """One card of the grid as a single piece of HTML: what the models see, the label, and each model's guess, the
-    wrong ones in red with a cross. Names are escaped."""
+    wrong ones in red with a cross (the confidence in each line's tooltip). Names are escaped."""
     png = base64.b64encode(pixels_png(drawing.image, scale=4)).decode("ascii")
     lines = []
     for run_id, result in scores.items():
@@ -65,12 +65,14 @@ def drawing_card_html(drawing: Drawing, scores: Mapping[str, DrawingScore], name
         if guess is None:
             continue
         name = html.escape(shorten(names.get(run_id, run_id), 18))
+        sure = f"{result.confidence[drawing.id]:.0%} sure"
+        # One line per model, cut short rather than wrapped: the full name and confidence are in the tooltip.
+        line = 'style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis'
         if guess == drawing.label:
-            lines.append(f'<div data-right>{name}: <b>{guess}</b> <span style="opacity:.6">'
-                         f'{result.confidence[drawing.id]:.0%}</span></div>')
+            lines.append(f'<div data-right {line}" title="{name}: {guess}, {sure}">{name}: <b>{guess}</b></div>')
         else:
-            lines.append(f'<div data-wrong style="color:{WRONG}">{name}: <b>{guess}</b> ✗ '
-                         f'<span style="opacity:.8">{result.confidence[drawing.id]:.0%}</span></div>')
+            lines.append(f'<div data-wrong {line};color:{WRONG}" title="{name}: {guess}, {sure}">'
+                         f'{name}: <b>{guess}</b> ✗</div>')
     wrong = sum(1 for line in lines if line.startswith("<div data-wrong"))
     return (
         f'<figure data-label="{drawing.label}" data-wrong-count="{wrong}" style="margin:0">'
