@@ -1,8 +1,10 @@
 """My drawings, the Draw page's Save button and Compare's drawings column through AppTest (a stand-in canvas)."""
 
 import re
+import shutil
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,14 +29,20 @@ def shipped(app_env, store_with_shipped, tmp_path, monkeypatch):  # noqa: F811
     return app_env(store_with_shipped)
 
 
-@pytest.fixture
-def saved(shipped, tmp_path) -> DrawingStore:
-    """A drawing of each digit, and a 1 labelled 7 that every model gets wrong."""
-    store = DrawingStore(tmp_path / "drawings")
+@pytest.fixture(scope="module")
+def eleven_drawings(tmp_path_factory) -> Path:
+    """A drawing of each digit, and a 1 labelled 7 that every model gets wrong: saved once, copied per test."""
+    store = DrawingStore(tmp_path_factory.mktemp("eleven") / "drawings")
     for digit in range(10):
         store.save(render_digit(digit), digit, 18)
     store.save(render_digit(1), 7, 18)
-    return store
+    return store.root
+
+
+@pytest.fixture
+def saved(shipped, tmp_path, eleven_drawings) -> DrawingStore:
+    shutil.copytree(eleven_drawings, tmp_path / "drawings")
+    return DrawingStore(tmp_path / "drawings")
 
 
 def cards(at) -> list[str]:
