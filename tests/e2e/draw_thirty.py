@@ -99,7 +99,7 @@ def draw_thirty(tab: Tab, seed: int) -> None:
 
 def shoot(browser, url: str, out: Path) -> None:
     for theme in ("light", "dark"):
-        context = browser.new_context(viewport={"width": 1400, "height": 2300}, color_scheme=theme)
+        context = browser.new_context(viewport={"width": 1400, "height": 1200}, color_scheme=theme)
         tab = Tab(context.new_page(), url).open("drawings")
         tab.page.wait_for_selector("figure[data-label]")
         tab.page.locator("[data-testid='stTable']").wait_for()
