@@ -219,8 +219,12 @@ class DrawingStore:
         if not self.root.is_dir():
             return DrawingListing([], [])
         remove_leftovers(self.root)
+        try:
+            paths = sorted(self.root.glob(f"*{SUFFIX}"))
+        except OSError as err:
+            return DrawingListing([], [(self.root, f"the folder cannot be read ({err.strerror or err})")])
         drawings, unreadable = [], []
-        for path in sorted(self.root.glob(f"*{SUFFIX}")):
+        for path in paths:
             if path.name.startswith("."):
                 continue
             try:
@@ -232,10 +236,12 @@ class DrawingStore:
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """(name, mtime_ns, size) per drawing file: changes whenever a drawing is saved, relabelled or deleted, so
         that scores can be cached by it."""
-        if not self.root.is_dir():
+        try:
+            paths = sorted(self.root.glob(f"*{SUFFIX}")) if self.root.is_dir() else []
+        except OSError:  # unreadable: list() says so
             return ()
         found = []
-        for path in sorted(self.root.glob(f"*{SUFFIX}")):
+        for path in paths:
             try:
                 info = path.stat()
             except OSError:  # deleted meanwhile
@@ -245,7 +251,8 @@ class DrawingStore:
 
     def path_for(self, drawing_id: str) -> Path:
         if not isinstance(drawing_id, str) or not _ID_PATTERN.fullmatch(drawing_id):
-            raise UnknownDrawingError(f"{drawing_id!r} is not a drawing id (they look like 20250101T120000000000-0123456789abcdef).")
+            raise UnknownDrawingError(f"{drawing_id!r} is not a drawing id (they look like "
+                                      f"20250101T120000000000-0123456789abcdef).")
         path = self.root / f"{drawing_id}{SUFFIX}"
         if not path.is_file():
             raise UnknownDrawingError(f"There is no drawing {drawing_id} in {self.root}: it may have been deleted "
@@ -326,7 +333,8 @@ class DrawingStore:
                 if member.is_dir() or member is labels_member:
                     continue
                 name = member.filename
-                listed = str(PurePosixPath(name).relative_to(base)) if PurePosixPath(name).is_relative_to(base) else name
+                path = PurePosixPath(name)
+                listed = str(path.relative_to(base)) if path.is_relative_to(base) else name  # as labels.csv names it
                 try:
                     rgba = _decode_member(budget.read(archive, member))
                     row = labels.get(listed)

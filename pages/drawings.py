@@ -56,9 +56,10 @@ with st.expander("Export or import", icon=":material/swap_vert:", expanded=not d
     with export_col:
         st.markdown("**Export** all drawings as a zip of PNGs plus `labels.csv` (file, label, saved_at, "
                     "stroke_width).")
-        st.download_button("Export as zip", ui.drawing_store().export_zip(drawings) if drawings else b"",
-                           "my-drawings.zip", "application/zip", key="drawings.export", icon=":material/download:",
-                           disabled=not drawings)
+        # Made when the button is pressed, not on every run of the page.
+        st.download_button("Export as zip", lambda: ui.drawing_store().export_zip(drawings), "my-drawings.zip",
+                           "application/zip", key="drawings.export", icon=":material/download:",
+                           disabled=not drawings, on_click="ignore")
     with import_col:
         upload = st.file_uploader("Import such a zip", type=["zip"], key="drawings.upload", **ui.state_changing())
         if st.button("Import", icon=":material/upload:", key="drawings.import",

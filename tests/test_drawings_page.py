@@ -69,7 +69,8 @@ def test_the_grid_shows_each_label_and_each_models_guess_with_wrong_ones_marked(
     assert_clean(at)
     assert sorted(labels_of(at)) == [0, 1, 2, 3, 4, 5, 6, 7, 7, 8, 9]
     mislabelled = [c for c in cards(at) if 'data-label="7"' in c and 'data-wrong-count="0"' not in c]
-    assert mislabelled and all(c.count("✗") == int(re.search(r'data-wrong-count="(\d)"', c).group(1)) for c in cards(at))
+    assert mislabelled
+    assert all(c.count("✗") == int(re.search(r'data-wrong-count="(\d)"', c).group(1)) for c in cards(at))
     assert cards(at)[0].count("<div data-") == 4  # one guess per selected model (the four shipped ones)
     table = at.table[0].value
     assert len(table) == 4 and list(table["Drawings"]) == [11] * 4
@@ -203,3 +204,17 @@ def test_the_compare_table_shows_accuracy_on_the_drawings_with_their_count(saved
     for result in scores.values():
         assert f"{result.accuracy:.1%} of 11" in shown
     assert shown.count("of 11") == 2  # the runs not scored show "–"
+
+
+def test_read_only_refuses_every_change_even_when_forced(saved, monkeypatch):
+    from digitlab.dashboard import ui
+    from digitlab.dashboard.access import ReadOnlyError
+
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    drawing = saved.list().drawings[0]
+    before = sorted(p.name for p in saved.root.iterdir())
+    for action in (lambda: ui.save_drawing(render_digit(2), 2, 18), lambda: ui.relabel_drawing(drawing.id, 9),
+                   lambda: ui.delete_drawing(drawing.id), lambda: ui.import_drawings(saved.export_zip())):
+        with pytest.raises(ReadOnlyError, match="turned off"):
+            action()
+    assert sorted(p.name for p in saved.root.iterdir()) == before and saved.load(drawing.id).label == drawing.label

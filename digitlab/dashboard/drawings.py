@@ -78,7 +78,8 @@ def drawing_card_html(drawing: Drawing, scores: Mapping[str, DrawingScore], name
         f'<figure data-label="{drawing.label}" data-wrong-count="{wrong}" style="margin:0">'
         f'<img src="data:image/png;base64,{png}" alt="a drawing labelled {drawing.label}" '
         'style="width:100%;image-rendering:pixelated;border-radius:4px;display:block">'
-        f'<figcaption style="margin:.35rem 0 .1rem">labelled <b style="font-size:1.15rem">{drawing.label}</b></figcaption>'
+        f'<figcaption style="margin:.35rem 0 .1rem">labelled <b style="font-size:1.15rem">{drawing.label}</b>'
+        "</figcaption>"
         f'<div style="font-size:.8rem;line-height:1.35">{"".join(lines)}</div>'
         "</figure>"
     )
