@@ -3,9 +3,9 @@
 
     python -m tests.e2e.draw_thirty --drawings /tmp/thirty [--shots DIR]
 
-Each drawing is traced as a person would: the digit's pen strokes (digitlab.bench.strokes) at its own size, place
-and slant, with a wobbling hand, a pen that does not quite return to where a stroke started, and one of three stroke
-widths. The app is served over a temporary copy of the shipped checkpoints; the drawings go to --drawings (which
+Each drawing is traced as a person would: the digit's pen strokes (digitlab.bench.strokes, or for one of the three
+of 1, 2, 4, 7 and 9 another common way of writing it) at its own size, place and slant, with a wobbling hand, a pen
+that does not quite return to where a stroke started, and one of three stroke widths. The app is served over a temporary copy of the shipped checkpoints; the drawings go to --drawings (which
 must be empty or absent). With --shots, My drawings is screenshot in the light and the dark theme.
 """
 
@@ -34,16 +34,30 @@ SLIDER_START = 18
 TOP_MARGIN = 30
 
 
-def human_strokes(digit: int, rng: random.Random) -> list[list[tuple[float, float]]]:
+# Other ways people write some digits (unit box, x right, y down), beside digitlab.bench.strokes' ones: a 1 with a
+# flag and a foot, a 7 crossed, a 4 with an open top, a 9 with a straight stem, a 2 with a loop at its foot.
+OTHER_HANDS: dict[int, list[list[tuple[float, float]]]] = {
+    1: [[(0.25, 0.22), (0.58, 0.04), (0.55, 0.96)], [(0.25, 0.96), (0.85, 0.96)]],
+    7: [[(0.12, 0.08), (0.88, 0.06), (0.45, 0.96)], [(0.35, 0.52), (0.82, 0.5)]],
+    4: [[(0.2, 0.04), (0.12, 0.6), (0.86, 0.6)], [(0.66, 0.3), (0.64, 0.98)]],
+    9: [[(0.74, 0.3), (0.6, 0.08), (0.38, 0.06), (0.24, 0.24), (0.3, 0.44), (0.52, 0.5), (0.74, 0.34),
+         (0.76, 0.96)]],
+    2: [[(0.16, 0.26), (0.32, 0.06), (0.6, 0.04), (0.78, 0.2), (0.72, 0.44), (0.3, 0.82), (0.2, 0.94), (0.36, 0.98),
+         (0.48, 0.86), (0.58, 0.9), (0.88, 0.94)]],
+}
+
+
+def human_strokes(digit: int, rng: random.Random, other_hand: bool = False) -> list[list[tuple[float, float]]]:
     """The digit's strokes in canvas pixels, drawn by an unsteady hand: a size, place and slant of its own, each
-    stroke resampled every few pixels with a slow wobble and a little tremor."""
+    stroke resampled every few pixels with a slow wobble and a little tremor; ``other_hand`` takes the digit's
+    other way of writing it, where there is one."""
     height = rng.uniform(95, 235)
     width = height * (rng.uniform(0.3, 0.45) if digit == 1 else rng.uniform(0.55, 0.85))
     left = rng.uniform(8, CANVAS - 8 - width)
     top = rng.uniform(TOP_MARGIN, CANVAS - 8 - height)
     slant = rng.uniform(-0.28, 0.28)  # a right-leaning hand pushes the top of the digit right
     strokes = []
-    for stroke in DIGIT_STROKES[digit]:
+    for stroke in (OTHER_HANDS.get(digit) if other_hand else None) or DIGIT_STROKES[digit]:
         drift = (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03))  # strokes never meet quite where meant
         points = [(x + slant * (0.5 - y) + drift[0], y + drift[1]) for x, y in stroke]
         wobble_x = wobble_y = 0.0
@@ -83,7 +97,7 @@ def draw_thirty(tab: Tab, seed: int) -> None:
     tab.page.wait_for_selector("text=Draw a digit on the black canvas")
     for n, (digit, variant) in enumerate(order, 1):
         width = set_stroke_width(tab, STROKE_WIDTHS[(variant + digit) % 3], width)
-        strokes = human_strokes(digit, rng)
+        strokes = human_strokes(digit, rng, other_hand=variant == 1)
         try:
             draw(tab, digit, strokes=strokes)
         except PlaywrightTimeout:  # the strokes did not reach the server (a busy machine): clear, draw it again
