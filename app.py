@@ -25,12 +25,15 @@ def home() -> None:
          "disagree."),
         ("pages/inside.py", ":material/visibility: Inside", "Look inside: what each layer sees, which pixels decided, "
          "and which training images a model finds alike, model beside model."),
+        ("pages/drawings.py", ":material/gesture: My drawings", "Keep labelled drawings as your own test set, and "
+         "see how every model scores on your handwriting."),
     ]
-    columns = st.columns(len(cards))
-    for column, (page, label, text) in zip(columns, cards):
-        with column.container(border=True, height="stretch"):
-            st.page_link(page, label=label)
-            st.markdown(text)
+    per_row = 3  # six cards in one row squeezed their words apart
+    for start in range(0, len(cards), per_row):
+        for column, (page, label, text) in zip(st.columns(per_row), cards[start : start + per_row]):
+            with column.container(border=True, height="stretch"):
+                st.page_link(page, label=label)
+                st.markdown(text)
 
 
 pages = [
@@ -40,6 +43,7 @@ pages = [
     st.Page("pages/errors.py", title="Errors", icon=":material/search:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/brush:"),
     st.Page("pages/inside.py", title="Inside", icon=":material/visibility:"),
+    st.Page("pages/drawings.py", title="My drawings", icon=":material/gesture:"),
     st.Page("pages/study.py", title="Study", icon=":material/science:"),
 ]
 navigation = st.navigation(pages)

@@ -17,6 +17,7 @@ from digitlab import study
 from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, parse_value, preset
 from digitlab.data import DataNotFoundError, load_mnist
 from digitlab.device import DeviceUnavailableError
+from digitlab.drawings import DrawingsError
 from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
 from digitlab.recorder import record_training
 from digitlab.store import RunError, RunStore, ship_run
@@ -101,6 +102,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_DIVERGED if record.status == "diverged" else 0
 
 
+def eval_drawings(loaded, folder: str | None) -> int:
+    """eval --drawings: the run's accuracy on the drawings saved on Draw (digitlab.drawings), per digit too."""
+    from digitlab.drawings import DrawingStore, score
+
+    drawings = DrawingStore(folder)
+    if not drawings.root.is_dir():
+        raise CliError(f"the drawings folder {drawings.root} does not exist: save drawings on the Draw page, or "
+                       f"point --drawings (or $DIGITLAB_DRAWINGS) at a folder of them")
+    listing = drawings.list()
+    for path, reason in listing.unreadable:
+        print(f"skipped {path.name}: {reason}", file=sys.stderr)
+    if not listing.drawings:
+        raise CliError(f"no readable drawings in {drawings.root}: save some on the Draw page first")
+    result = score(loaded, listing.drawings)
+    print(f"run={loaded.id} drawings={result.count} drawings_acc={result.accuracy:.4f} correct={result.correct} "
+          f"unreadable={len(listing.unreadable)} folder={drawings.root}")
+    for digit, (correct, count) in result.per_digit.items():
+        print(f"  {digit}: {correct}/{count}" + (f" = {correct / count:.2%}" if count else ""))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
@@ -110,6 +132,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     store = RunStore(args.out)
     loaded = store.load(args.run)
+    if args.drawings is not None:
+        return eval_drawings(loaded, args.drawings or None)
     data = load_mnist(args.data, download=not args.no_download)
     start = time.perf_counter()
     preds = run_predictions(loaded, data)
@@ -271,6 +295,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="test accuracy of a stored run")
     p.add_argument("run", help="run id or folder")
+    p.add_argument("--drawings", nargs="?", const="", metavar="DIR",
+                   help="score the run on the drawings saved on Draw instead (default DIR: $DIGITLAB_DRAWINGS or "
+                        "./drawings)")
     common(p)
     p.set_defaults(func=cmd_eval)
 
@@ -351,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CliError, ConfigError, UnknownPresetError, DataNotFoundError, DeviceUnavailableError, RunError,
-            study.StudyError) as err:
+            study.StudyError, DrawingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -5,8 +5,8 @@ import streamlit as st
 
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import (
+    DRAWINGS_COLUMN,
     METRICS,
-    TABLE_COLUMNS,
     X_AXES,
     group_series,
     groups_table,
@@ -17,6 +17,7 @@ from digitlab.dashboard.compare import (
     sort_runs_table,
     styled_groups_table,
     styled_runs_table,
+    with_drawings_column,
 )
 from digitlab.dashboard.grouping import group_runs
 from digitlab.dashboard.text import markdown_literal, shorten
@@ -54,13 +55,20 @@ else:
     # A plain table, sorted by the controls above it: the interactive grid of st.dataframe took the browser
     # 0.3-0.7 s to draw, most of a page switch.
     sort_col, order_col, csv_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-    by = sort_col.selectbox("Sort the table by", TABLE_COLUMNS, index=TABLE_COLUMNS.index("Test accuracy"),
-                            key="compare.sort")
+    table = runs_table(selected)
+    # Scored on the drawings saved on Draw, when there are any (see My drawings).
+    if drawn := ui.drawings().drawings:
+        table = with_drawings_column(table, ui.drawing_scores([r for r in selected if r.usable]))
+    columns = [column for column in table.columns if column != "id"]
+    by = sort_col.selectbox("Sort the table by", columns, index=columns.index("Test accuracy"), key="compare.sort")
     descending = order_col.toggle("Descending", value=True, key="compare.descending")
-    table = sort_runs_table(runs_table(selected), by, descending)
+    table = sort_runs_table(table, by, descending)
     csv_col.download_button("Download as CSV", table.to_csv(index=False).encode(), "digitlab-runs.csv", "text/csv",
                             key="compare.csv", icon=":material/download:", width="stretch")
-    st.table(styled_runs_table(table))
+    st.table(styled_runs_table(table, len(drawn)))
+    if drawn:
+        st.caption(f"{DRAWINGS_COLUMN}: accuracy on the {len(drawn)} drawing(s) saved on Draw; the per-digit "
+                   "breakdown is on the **My drawings** page.")
 
 scored = [r.id for r in selected if r.usable]
 with st.container(border=True):

@@ -5,6 +5,7 @@ from streamlit_drawable_canvas import st_canvas  # only importable inside a runn
 
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import run_colours
+from digitlab.dashboard.access import read_only
 from digitlab.dashboard.consensus import agreement, guess_drawing
 from digitlab.dashboard.images import pixels_png
 from digitlab.dashboard.text import markdown_literal, shorten
@@ -66,6 +67,33 @@ with canvas_col:
                 st.session_state["inside.arrival"] = {"source": "carried", "drawing": image.tolist(),
                                                       "models": chosen}
                 st.switch_page("pages/inside.py")
+    with st.container(border=True, key="draw.keep"):
+        # The label starts at the prediction; a new prediction makes a new widget, so it follows the drawing.
+        guessed = guesses[0].digit if guesses else 0
+        label_col, save_col = st.columns([1, 2], vertical_alignment="bottom")
+        label = label_col.selectbox("Label", range(10), index=guessed, key=f"draw.save_label.{guessed}",
+                                    help="The digit you meant to draw: the prediction, unless you change it.")
+        if image is None:
+            keep = {"disabled": True, "help": "Draw a digit first: an empty canvas cannot be saved."}
+        else:
+            keep = ui.state_changing()
+        if save_col.button("Save as a test drawing", icon=":material/save:", key="draw.save", width="stretch",
+                           **keep):
+            try:
+                ui.save_drawing(rgba, label, width)
+            except ui.DRAWING_ERRORS as err:
+                st.error(markdown_literal(str(err)))  # the canvas and the guesses stay as they were
+            else:
+                st.session_state["draw.canvas_generation"] += 1
+                st.session_state["draw.saved"] = label
+                st.rerun()
+        if (saved := st.session_state.pop("draw.saved", None)) is not None:
+            st.success(f"Saved as a **{saved}**: every model is scored on it in **My drawings**. The canvas is "
+                       "clear for the next one.", icon=":material/check:")
+        elif read_only():
+            st.caption(":material/lock: Read-only mode: drawings cannot be saved here.")
+        else:
+            st.caption("Keep labelled drawings as your own test set: **My drawings** scores every model on them.")
 
 with result_col:
     if image is None:

@@ -57,9 +57,11 @@ def store_with_shipped(tmp_path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_store(monkeypatch, tmp_path):
-    """Code that falls back to the default run store writes into a temporary folder, never checkpoints/."""
+    """Code that falls back to the default run store writes into a temporary folder, never checkpoints/ ..."""
     if "DIGITLAB_CHECKPOINTS" not in os.environ or Path(os.environ["DIGITLAB_CHECKPOINTS"]).resolve() == SHIPPED:
         monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
+    # ... and drawings into a temporary folder, never ./drawings
+    monkeypatch.setenv("DIGITLAB_DRAWINGS", str(tmp_path / "default-drawings"))
 
 
 def pytest_collection_modifyitems(items):

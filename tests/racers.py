@@ -3,6 +3,8 @@
 python -m tests.racers train STORE DATA       train the tiny config into STORE, print the run id
 python -m tests.racers read STORE RUN_ID      read one run, as a page does
 python -m tests.racers write-json PATH        write {"written": true} to PATH atomically
+python -m tests.racers save-drawing ROOT DIGIT  save a synthetic drawing of DIGIT in ROOT, print its id
+python -m tests.racers relabel-drawing ROOT ID LABEL  relabel drawing ID in ROOT
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def main(command: str, *args: str) -> None:
         from digitlab.store import write_json
 
         write_json(Path(args[0]), {"written": True})
+    elif command == "save-drawing":
+        from digitlab.bench.strokes import render_digit
+        from digitlab.drawings import DrawingStore
+
+        print(DrawingStore(args[0]).save(render_digit(int(args[1])), int(args[1]), 18), flush=True)
+    elif command == "relabel-drawing":
+        from digitlab.drawings import DrawingStore
+
+        DrawingStore(args[0]).relabel(args[1], args[2])
     else:
         raise SystemExit(f"unknown command {command!r}")
 

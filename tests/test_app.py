@@ -16,7 +16,7 @@ from digitlab.store import RunStore, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py", "pages/inside.py",
-         "pages/study.py"]
+         "pages/study.py", "pages/drawings.py"]
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_every_page_renders_with_an_empty_store(app_env, tmp_path, page):
     app_env(tmp_path / "empty-store")
     at = open_app(page)
     assert_clean(at)
-    if page in ("pages/compare.py", "pages/errors.py", "pages/draw.py", "pages/inside.py"):
+    if page in ("pages/compare.py", "pages/errors.py", "pages/draw.py", "pages/inside.py", "pages/drawings.py"):
         assert any("No usable runs yet" in info.value for info in at.info)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -13,6 +13,7 @@ from digitlab.dashboard.charts import GroupSeries, Series, colour_for, ema
 from digitlab.dashboard.grouping import Group
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.config import TrainConfig
+from digitlab.drawings import DrawingScore
 from digitlab.models import default_options
 from digitlab.store import RunRecord
 
@@ -181,6 +182,23 @@ def sort_runs_table(table: pd.DataFrame, by: str, descending: bool) -> pd.DataFr
     return table.sort_values(by, ascending=not descending, na_position="last", kind="stable").reset_index(drop=True)
 
 
-def styled_runs_table(table: pd.DataFrame) -> Styler:
-    """The table as people read it: formatted numbers, "–" where a run has no value, no id or index."""
-    return table[TABLE_COLUMNS].style.format(TABLE_FORMATS, na_rep="–").hide(axis="index")
+DRAWINGS_COLUMN = "My drawings"
+
+
+def with_drawings_column(table: pd.DataFrame, scores: Mapping[str, DrawingScore]) -> pd.DataFrame:
+    """The runs table with each run's accuracy on the saved drawings (digitlab.drawings.score, by run id) beside its
+    test accuracy; blank for a run that was not scored (no usable weights)."""
+    accuracy = [scores[run_id].accuracy if run_id in scores else None for run_id in table["id"]]
+    table = table.copy()
+    table.insert(table.columns.get_loc("Test accuracy") + 1, DRAWINGS_COLUMN, pd.array(accuracy, dtype="Float64"))
+    return table
+
+
+def styled_runs_table(table: pd.DataFrame, drawings_count: int | None = None) -> Styler:
+    """The table as people read it: formatted numbers, "–" where a run has no value, no id or index; accuracy on
+    the drawings, if the table has that column, as "93.3% of 30"."""
+    formats = dict(TABLE_FORMATS)
+    if DRAWINGS_COLUMN in table:
+        formats[DRAWINGS_COLUMN] = lambda accuracy: f"{accuracy:.1%} of {drawings_count}"
+    shown = [column for column in table.columns if column != "id"]
+    return table[shown].style.format(formats, na_rep="–").hide(axis="index")

@@ -39,9 +39,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_app(store: Path, data_root: Path, log: Path, extra_env: dict[str, str] | None = None):
-    """`streamlit run app.py` on a free local port over ``store``; yields its URL and stops it on exit."""
+    """`streamlit run app.py` on a free local port over ``store`` (and the drawings folder beside it); yields its
+    URL and stops it on exit."""
     port = free_port()
-    env = {**os.environ, "DIGITLAB_CHECKPOINTS": str(store), "DIGITLAB_DATA": str(data_root), **(extra_env or {})}
+    env = {**os.environ, "DIGITLAB_CHECKPOINTS": str(store), "DIGITLAB_DATA": str(data_root),
+           "DIGITLAB_DRAWINGS": str(store.parent / "drawings"), **(extra_env or {})}
     with open(log, "w") as log_file:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
@@ -164,11 +166,12 @@ def canvas_box(tab):
     raise AssertionError("no 280x280 canvas on the Draw page")
 
 
-def draw(tab, digit: int, box=(85, 45, 195, 235)) -> None:
-    """Trace the digit's strokes with the mouse, lifting it between strokes, then wait for the predictions."""
+def draw(tab, digit: int, box=(85, 45, 195, 235), strokes=None) -> None:
+    """Trace the digit's strokes (or ``strokes``, in canvas pixels) with the mouse, lifting it between strokes, then
+    wait for the predictions."""
     origin = canvas_box(tab)
     tab.wait_for_idle()  # draw on a settled page, as a person would
-    for stroke in stroke_points(digit, box):
+    for stroke in strokes or stroke_points(digit, box):
         tab.page.mouse.move(origin["x"] + stroke[0][0], origin["y"] + stroke[0][1])
         tab.page.mouse.down()
         for x, y in stroke[1:]:
@@ -176,3 +179,12 @@ def draw(tab, digit: int, box=(85, 45, 195, 235)) -> None:
         tab.page.mouse.up()
     tab.page.wait_for_selector("[data-testid='draw-prediction']", timeout=30000)
     tab.wait_for_rerun()
+
+
+def save_drawing(tab, label: int) -> None:
+    """On Draw, after drawing: pick ``label`` in the Save box's selector and press "Save as a test drawing"."""
+    tab.page.locator("[class*='st-key-draw-save_label-']").get_by_role("combobox").click()
+    tab.page.get_by_role("option", name=str(label), exact=True).click()
+    tab.wait_for_rerun()
+    tab.click_button("Save as a test drawing")
+    tab.page.wait_for_selector(f"text=Saved as a {label}", timeout=30000)

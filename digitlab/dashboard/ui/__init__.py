@@ -18,6 +18,7 @@ from digitlab.dashboard.jobs import JobManager
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.data import MNIST, DataNotFoundError, load_mnist
 from digitlab.device import describe, pick_device, prepare
+from digitlab.drawings import DrawingListing, DrawingScore, DrawingsError, DrawingStore, ImportReport, score
 from digitlab.predict import RunPredictions, predict, run_predictions
 from digitlab.significance import ComparisonError, mcnemar
 from digitlab.store import WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
@@ -152,6 +153,7 @@ def field_error(errors: dict[str, str], key: str) -> None:
 
 
 ACTION_ERRORS = (RunError, ReadOnlyError)  # what a refused rename, delete, start or stop raises
+DRAWING_ERRORS = (DrawingsError, ReadOnlyError)  # what a refused save, relabel, delete or import raises
 
 
 def state_changing(disabled: bool = False) -> dict:
@@ -171,6 +173,61 @@ def delete_run(run_id: str) -> None:
     """A run, or an unreadable folder of the store."""
     require_writable("Deleting a run")
     store().delete(run_id)
+
+
+def drawing_store() -> DrawingStore:
+    """The drawings folder: DIGITLAB_DRAWINGS, else ./drawings."""
+    return DrawingStore()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _drawings(root: str, fingerprint: tuple) -> DrawingListing:
+    return DrawingStore(root).list()
+
+
+def drawings() -> DrawingListing:
+    """Every saved drawing, read again only when a file of the folder changes (saved, relabelled, deleted)."""
+    folder = drawing_store()
+    return _drawings(str(folder.root), folder.fingerprint())
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _drawing_score(path: str, stamp: float, root: str, fingerprint: tuple) -> DrawingScore:
+    return score(_loaded(path, stamp), _drawings(root, fingerprint).drawings)
+
+
+def drawing_scores(records: list[RunRecord]) -> dict[str, DrawingScore]:
+    """Each run's answers on the saved drawings, by run id, in the order of ``records``, computed once per run and
+    state of the folder; runs whose weights went bad since the listing are left out."""
+    folder = drawing_store()
+    root, fingerprint = str(folder.root), folder.fingerprint()
+    scores = {}
+    for record in records:
+        try:
+            scores[record.id] = _drawing_score(str(record.path), _weights_stamp(record), root, fingerprint)
+        except RunError:
+            continue
+    return scores
+
+
+def save_drawing(rgba, label: int, stroke_width: int) -> str:
+    require_writable("Saving drawings")
+    return drawing_store().save(rgba, label, stroke_width)
+
+
+def relabel_drawing(drawing_id: str, label: int) -> None:
+    require_writable("Relabelling drawings")
+    drawing_store().relabel(drawing_id, label)
+
+
+def delete_drawing(drawing_id: str) -> None:
+    require_writable("Deleting drawings")
+    drawing_store().delete(drawing_id)
+
+
+def import_drawings(archive: bytes) -> ImportReport:
+    require_writable("Importing drawings")
+    return drawing_store().import_zip(archive)
 
 
 def runs_for_page(usable_only: bool, deletable_unreadable: bool = False) -> tuple[Listing, list[RunRecord]]:
