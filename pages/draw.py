@@ -8,7 +8,7 @@ from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.access import read_only
 from digitlab.dashboard.consensus import agreement, guess_drawing
 from digitlab.dashboard.images import pixels_png
-from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.store import RunError
 
 ui.use_app_navigation()
@@ -112,7 +112,7 @@ with result_col:
             words.success(sentence)
         else:
             words.warning(f"The models disagree: {sentence}")
-        words.caption(f"{len(guesses)} model(s) answered in {ms:.1f} ms, preprocessing included.")
+        words.caption(f"{counted(len(guesses), 'model')} answered in {ms:.1f} ms, preprocessing included.")
         per_row = 2 if len(guesses) > 1 else 1
         for start in range(0, len(guesses), per_row):
             for column, guess in zip(st.columns(per_row), guesses[start:start + per_row]):

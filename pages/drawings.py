@@ -14,7 +14,7 @@ from digitlab.dashboard.drawings import (
     styled_scores_table,
 )
 from digitlab.dashboard.mistakes import page_of
-from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.drawings import DIGITS
 
 ui.use_app_navigation()
@@ -43,11 +43,12 @@ names = {i: shorten(by_id[i].name) for i in chosen}
 if read_only():
     st.info("Read-only (classroom) mode: the drawings and their scores can be viewed, but none can be saved, "
             "relabelled, deleted or imported.", icon=":material/lock:")
-st.caption(f"{len(drawings)} drawing(s) in {markdown_literal(str(folder))} (set `DIGITLAB_DRAWINGS` to use "
+st.caption(f"{counted(len(drawings), 'drawing')} in {markdown_literal(str(folder))} (set `DIGITLAB_DRAWINGS` to use "
            "another folder).")
 
 if saved.unreadable:
-    with st.expander(f"{len(saved.unreadable)} unreadable drawing file(s) skipped", icon=":material/warning:"):
+    with st.expander(f"{counted(len(saved.unreadable), 'unreadable drawing file')} skipped",
+                     icon=":material/warning:"):
         for path, reason in saved.unreadable:
             st.warning(f"**{markdown_literal(path.name)}**: {markdown_literal(reason)}.")
 
@@ -100,7 +101,7 @@ if not matching:
     st.info("No drawing matches these filters.")
 elif pages > 1:
     info, prev_col, page_col, next_col = st.columns([5, 1, 1, 1], vertical_alignment="center")
-    info.caption(f"{len(matching)} drawing(s), newest first, {PER_PAGE} per page.")
+    info.caption(f"{counted(len(matching), 'drawing')}, newest first, {PER_PAGE} per page.")
     if prev_col.button("Previous", key="drawings.prev", disabled=page <= 1, width="stretch"):
         st.session_state["drawings.page"] = page - 1
         st.rerun()
@@ -109,7 +110,7 @@ elif pages > 1:
         st.session_state["drawings.page"] = page + 1
         st.rerun()
 else:
-    st.caption(f"{len(matching)} drawing(s), newest first.")
+    st.caption(f"{counted(len(matching), 'drawing')}, newest first.")
 
 
 def drawing_actions(drawing) -> None:

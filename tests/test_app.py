@@ -239,7 +239,7 @@ def test_draw_keeps_apart_two_runs_with_the_same_name(several_runs, monkeypatch)
     assert_clean(at)
     bars = {chart.proto.id: json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")}
     assert len(bars) == 3, bars
-    assert "3 model(s) answered" in " ".join(c.value for c in at.caption)
+    assert "3 models answered" in " ".join(c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("page", ["pages/compare.py", "pages/errors.py", "pages/draw.py"])

@@ -11,7 +11,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from digitlab.dashboard.images import WRONG, pixels_png
-from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.drawings import DIGITS, Drawing, DrawingScore, ImportReport
 
 ALL_LABELS = "all"
@@ -87,9 +87,9 @@ def drawing_card_html(drawing: Drawing, scores: Mapping[str, DrawingScore], name
 
 def import_summary(report: ImportReport) -> str:
     """A Markdown line on what an import did; member names escaped."""
-    line = f"Imported {len(report.imported)} drawing(s)."
+    line = f"Imported {counted(len(report.imported), 'drawing')}."
     if report.refused:
-        line += f" {len(report.refused)} member(s) were left out:"
+        line += f" {counted(len(report.refused), 'member was', 'members were')} left out:"
         line += "".join(f"\n- **{markdown_literal(name)}**: {markdown_literal(reason)}"
                         for name, reason in report.refused)
     return line

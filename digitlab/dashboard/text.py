@@ -29,3 +29,8 @@ def markdown_literal(text: str) -> str:
 def plotly_literal(text: str) -> str:
     """``text`` for Plotly titles and legend names, which render a subset of HTML (<b>, <a href>, <br>)."""
     return html.escape(text, quote=False)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """"1 drawing", "30 drawings", "0 drawings": what a person writes, rather than "drawing(s)"."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
