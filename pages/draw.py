@@ -20,13 +20,7 @@ by_id = {r.id: r for r in usable}
 labels = ui.run_labels(usable)
 colours = run_colours([r.id for r in listing.runs])
 
-# The selection survives page switches; runs deleted meanwhile drop out of it.
-default = [r.id for r in usable if r.shipped] or [usable[0].id]
-remembered = st.session_state.get("draw.models", st.session_state.get("draw.remembered", default))
-st.session_state["draw.models"] = [i for i in remembered if i in by_id]
-chosen = st.multiselect("Models", list(by_id), format_func=labels.get, key="draw.models",
-                        placeholder="Pick the models that should guess")
-st.session_state["draw.remembered"] = chosen
+chosen = ui.model_picker("draw.models", usable, "Pick the models that should guess")
 
 st.session_state.setdefault("draw.canvas_generation", 0)
 # The canvas column stays wider than the 280 px canvas: a narrower one squeezes the drawing out of shape.

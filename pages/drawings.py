@@ -28,12 +28,7 @@ by_id = {r.id: r for r in usable}
 labels = ui.run_labels(usable)
 folder = ui.drawing_store().root
 
-default = [r.id for r in usable if r.shipped] or [usable[0].id]
-remembered = st.session_state.get("drawings.models", st.session_state.get("drawings.remembered", default))
-st.session_state["drawings.models"] = [i for i in remembered if i in by_id]
-chosen = st.multiselect("Models", list(by_id), format_func=labels.get, key="drawings.models",
-                        placeholder="Pick the models to score")
-st.session_state["drawings.remembered"] = chosen
+chosen = ui.model_picker("drawings.models", usable, "Pick the models to score")
 
 saved = ui.drawings()
 drawings = saved.drawings
@@ -100,15 +95,7 @@ st.session_state["drawings.page"] = page
 if not matching:
     st.info("No drawing matches these filters.")
 elif pages > 1:
-    info, prev_col, page_col, next_col = st.columns([5, 1, 1, 1], vertical_alignment="center")
-    info.caption(f"{counted(len(matching), 'drawing')}, newest first, {PER_PAGE} per page.")
-    if prev_col.button("Previous", key="drawings.prev", disabled=page <= 1, width="stretch"):
-        st.session_state["drawings.page"] = page - 1
-        st.rerun()
-    page_col.markdown(f"<div style='text-align:center'>page {page} of {pages}</div>", unsafe_allow_html=True)
-    if next_col.button("Next", key="drawings.next", disabled=page >= pages, width="stretch"):
-        st.session_state["drawings.page"] = page + 1
-        st.rerun()
+    ui.pager("drawings.page", page, pages, f"{counted(len(matching), 'drawing')}, newest first, {PER_PAGE} per page.")
 else:
     st.caption(f"{counted(len(matching), 'drawing')}, newest first.")
 

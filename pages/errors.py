@@ -15,7 +15,7 @@ from digitlab.dashboard.mistakes import (
     page_of,
     top_k,
 )
-from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.predict import RunPredictions
 from digitlab.store import RunError, RunRecord
 
@@ -124,15 +124,8 @@ with st.container():
     shown, page, pages = page_of(items, st.session_state["errors.page"])
     st.session_state["errors.page"] = page
 
-    info, prev_col, page_col, next_col = st.columns([5, 1, 1, 1], vertical_alignment="center")
-    info.caption(f"{len(items):,} image(s) match" + (" · clear the filters to see all" if len(items) == 0 else ""))
-    if prev_col.button("Previous", key="errors.prev", disabled=page <= 1, width="stretch"):
-        st.session_state["errors.page"] = page - 1
-        st.rerun()
-    page_col.markdown(f"<div style='text-align:center'>page {page} of {pages}</div>", unsafe_allow_html=True)
-    if next_col.button("Next", key="errors.next", disabled=page >= pages, width="stretch"):
-        st.session_state["errors.page"] = page + 1
-        st.rerun()
+    ui.pager("errors.page", page, pages, f"{counted(len(items), 'image')} match"
+             + (" · clear the filters to see all" if len(items) == 0 else ""))
 
     @st.dialog("Test image", width="large")
     def inspect(index: int) -> None:

@@ -146,6 +146,33 @@ def run_labels(records: list[RunRecord]) -> dict[str, str]:
     return {r.id: run_label(r) + (f" · {r.id}" if names[r.name] > 1 else "") for r in records}
 
 
+def model_picker(key: str, usable: list[RunRecord], placeholder: str) -> list[str]:
+    """The page's multiselect of runs under ``key``, the shipped ones by default. The selection survives page
+    switches (Streamlit forgets a widget's value once its page is left, so it is kept under "<key>.remembered");
+    runs deleted meanwhile drop out of it."""
+    by_id = {r.id: r for r in usable}
+    default = [r.id for r in usable if r.shipped] or [usable[0].id]
+    remembered = st.session_state.get(key, st.session_state.get(f"{key}.remembered", default))
+    st.session_state[key] = [i for i in remembered if i in by_id]
+    chosen = st.multiselect("Models", list(by_id), format_func=run_labels(usable).get, key=key,
+                            placeholder=placeholder)
+    st.session_state[f"{key}.remembered"] = chosen
+    return chosen
+
+
+def pager(key: str, page: int, pages: int, caption: str) -> None:
+    """The caption, then Previous, "page i of n" and Next, which set st.session_state[key] and rerun."""
+    info, prev_col, page_col, next_col = st.columns([5, 1, 1, 1], vertical_alignment="center")
+    info.caption(caption)
+    if prev_col.button("Previous", key=f"{key}.prev", disabled=page <= 1, width="stretch"):
+        st.session_state[key] = page - 1
+        st.rerun()
+    page_col.markdown(f"<div style='text-align:center'>page {page} of {pages}</div>", unsafe_allow_html=True)
+    if next_col.button("Next", key=f"{key}.next", disabled=page >= pages, width="stretch"):
+        st.session_state[key] = page + 1
+        st.rerun()
+
+
 def field_error(errors: dict[str, str], key: str) -> None:
     """The library's message for one form field, right under it."""
     if key in errors:
