@@ -244,6 +244,32 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    """The corruption benchmark of each run, as one table; a run that cannot be read is reported, the others go on."""
+    from digitlab import robustness
+
+    store = RunStore(args.out)
+    data = load_mnist(args.data, download=not args.no_download)
+    results, failed = {}, False
+    for run_id in args.runs:
+        try:
+            run = store.load(run_id)
+        except RunError as err:
+            print(f"error: {run_id}: {err}", file=sys.stderr)
+            failed = True
+            continue
+        with tqdm(total=len(robustness.CORRUPTIONS), desc=run.id, unit="set", disable=args.quiet) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            results[run.id] = robustness.corruption_benchmark(run, data, progress)
+    if results:
+        print(robustness.format_table(results))
+    return EXIT_BAD_INPUT if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -343,6 +369,12 @@ def parser() -> argparse.ArgumentParser:
     storage(q)
     q.add_argument("--out", help=argparse.SUPPRESS)
     q.set_defaults(func=cmd_study_show)
+
+    p = sub.add_parser("robustness", help="accuracy on 15 MNIST-C corruptions of the test set, per run (cached)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run ids or folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(p)
+    p.set_defaults(func=cmd_robustness)
     return root
 
 

@@ -20,6 +20,7 @@ from digitlab.dashboard.compare import (
 )
 from digitlab.dashboard.grouping import group_runs
 from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.dashboard.ui import robustness as robust
 
 ui.use_app_navigation()
 
@@ -57,10 +58,12 @@ else:
     by = sort_col.selectbox("Sort the table by", TABLE_COLUMNS, index=TABLE_COLUMNS.index("Test accuracy"),
                             key="compare.sort")
     descending = order_col.toggle("Descending", value=True, key="compare.descending")
-    table = sort_runs_table(runs_table(selected), by, descending)
+    benchmarked, problem = robust.corrupted_means(selected)  # the corrupted mean accuracy column, where computed
+    table = sort_runs_table(robust.table_with_benchmark(runs_table(selected), benchmarked), by, descending)
     csv_col.download_button("Download as CSV", table.to_csv(index=False).encode(), "digitlab-runs.csv", "text/csv",
                             key="compare.csv", icon=":material/download:", width="stretch")
     st.table(styled_runs_table(table))
+    robust.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute")
 
 scored = [r.id for r in selected if r.usable]
 with st.container(border=True):
@@ -83,8 +86,8 @@ x_axis = controls[0].radio("X axis", list(X_AXES), format_func=X_AXES.get, horiz
 smoothing = controls[1].slider("Smoothing of the per-batch train loss", 0.0, 0.99, 0.9, 0.01, key="compare.smooth")
 
 # Only the open tab is drawn: a hidden tab's charts would cost the browser as much as visible ones.
-overlaid, multiples, manage = st.tabs(["Overlaid curves", "Side by side", "Rename or delete"], key="compare.view",
-                                      on_change="rerun")
+overlaid, multiples, corruptions, manage = st.tabs(["Overlaid curves", "Side by side", "Corruptions",
+                                                    "Rename or delete"], key="compare.view", on_change="rerun")
 validated = any(e.get("val_acc") is not None for r in selected for e in r.epochs)
 if overlaid.open:
     with overlaid:
@@ -117,6 +120,12 @@ if multiples.open:
         fig = charts.small_multiples_figure(panels, X_AXES[x_axis], "Accuracy" if kind == "acc" else "Cross-entropy",
                                             percent=kind == "acc", log_y=kind == "loss")
         st.plotly_chart(fig, key="compare.chart.multiples")
+
+if corruptions.open:
+    with corruptions:
+        benchmarked, problem = robust.corrupted_means(selected)
+        robust.corruption_chart(selected, benchmarked, colours)
+        robust.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute.tab")
 
 if manage.open:
     with manage:
