@@ -307,3 +307,8 @@ def test_the_cli_without_mnist_names_the_data_folder(tmp_path, store_with_shippe
     code = main(["robustness", "shipped-mlp", "--data", str(tmp_path / "no-mnist-here"), "--out",
                  str(store_with_shipped), "--no-download"])
     assert code == 2 and "no-mnist-here" in capsys.readouterr().err
+
+
+def test_the_cli_without_a_run_says_how_to_name_one(store_with_shipped, capsys):
+    assert main(["robustness", "--out", str(store_with_shipped)]) == 2
+    assert "name at least one run" in capsys.readouterr().err

@@ -72,7 +72,7 @@ def test_moving_epsilon_changes_the_predictions(shipped, canvas):  # noqa: F811
 def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_shown(shipped, canvas, monkeypatch):  # noqa: F811
     monkeypatch.setattr(robustness, "ATTACK_SUBSET", 30)  # of the tiny test set's 100: enough to draw the curve
     at = open_view("Adversarial", ["shipped-mlp", "shipped-lenet"])
-    assert "Not computed yet for mlp (shipped), lenet (shipped)" in columns_text(at).replace("\\", "")
+    assert "not computed yet for mlp (shipped), lenet (shipped)" in columns_text(at).replace("\\", "")
     assert not [c for c in at.get("plotly_chart") if "adversarial" in c.proto.id]
     at.button(key="inside.adversarial.compute").click().run()
     assert_clean(at)
@@ -136,4 +136,4 @@ def test_without_mnist_compare_and_the_curve_name_the_data_folder(shipped, canva
     assert any("no-mnist-here" in c.value for c in at.caption)
     at = open_view("Adversarial", ["shipped-mlp"])
     assert_clean(at)
-    assert any("Needs MNIST" in w.value and "no-mnist-here" in w.value for w in at.warning)
+    assert any("needs MNIST" in w.value and "no-mnist-here" in w.value for w in at.warning)

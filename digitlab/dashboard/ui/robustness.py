@@ -184,7 +184,6 @@ def _curve(record: RunRecord) -> robustness.AttackCurve | None:
 
 
 def _epsilon_curves(records: list[RunRecord], method: str, epsilon: float) -> None:
-    st.markdown("**Accuracy against ε**")
     try:
         curves = {}
         for record in records:
@@ -193,7 +192,7 @@ def _epsilon_curves(records: list[RunRecord], method: str, epsilon: float) -> No
             except RunError:
                 continue  # its column above says why
     except DataNotFoundError as err:
-        st.warning(f"Needs MNIST: {markdown_literal(str(err))}")
+        st.warning(f"Accuracy against ε needs MNIST: {markdown_literal(str(err))}")
         return
     missing = [r for r in records if r.id in curves and curves[r.id] is None]
     done = [(i, r) for i, r in enumerate(records) if curves.get(r.id) is not None]
@@ -204,7 +203,8 @@ def _epsilon_curves(records: list[RunRecord], method: str, epsilon: float) -> No
                         key="inside.adversarial.chart")
     if missing:
         names = ", ".join(_name(r) for r in missing)
-        st.caption(f"Not computed yet for {markdown_literal(names)}: each model is attacked at "
+        st.caption(f"**Accuracy against ε** is not computed yet for {markdown_literal(names)}: each model is "
+                   f"attacked at "
                    f"{len(robustness.EPSILONS)} values of ε on {robustness.ATTACK_SUBSET:,} fixed test images by "
                    "each attack, once, and the result is kept beside the run. On a 2-core CPU that takes about a "
                    "minute for an MLP and several for a CNN.")
