@@ -110,6 +110,22 @@ def test_the_benchmark_per_run_is_cached_beside_it_by_the_weights_hash(runs, tin
     assert robustness.benchmark_cached(other, tiny_data) is None
 
 
+def test_a_benchmark_cached_by_another_code_version_or_damaged_is_computed_again(runs, tiny_data, monkeypatch):
+    run = runs["mlp"]
+    first = robustness.corruption_benchmark(run, tiny_data)
+    cache = run.record.path / "robustness-corruptions.safetensors"
+    monkeypatch.setattr(robustness, "CORRUPTIONS_VERSION", "mnist-c-digitlab-next")
+    assert robustness.benchmark_cached(run, tiny_data) is None
+    assert robustness.corruption_benchmark(run, tiny_data) == first  # same code, same numbers, under the new key
+    with safe_open(str(cache), framework="pt") as f:
+        assert f.metadata()["corruptions"] == "mnist-c-digitlab-next"
+    for damage in (b"not a safetensors file", cache.read_bytes()[:120]):
+        cache.write_bytes(damage)
+        assert robustness.benchmark_cached(run, tiny_data) is None
+        assert robustness.corruption_benchmark(run, tiny_data) == first
+    assert robustness.benchmark_cached(run, tiny_data) == first
+
+
 def test_a_read_only_run_folder_caches_its_benchmark_in_the_cache_folder(runs, tiny_data, cache_folder,
                                                                          monkeypatch):
     from digitlab import inside
@@ -264,17 +280,17 @@ def test_epsilon_out_of_range_gets_the_fields_message(runs, tiny_data, epsilon):
 
 def test_the_accuracy_against_epsilon_curve_is_computed_once_and_cached(runs, tiny_data, monkeypatch):
     run = runs["lenet"]
-    assert robustness.adversarial_curve_cached(run, tiny_data, size=40) is None
-    curve = robustness.adversarial_curve(run, tiny_data, size=40)
-    index = robustness.attack_subset(tiny_data, 40)
-    assert len(index) == 40 and curve.images == 40 and torch.equal(index, robustness.attack_subset(tiny_data, 40))
+    assert robustness.adversarial_curve_cached(run, tiny_data, size=20) is None
+    curve = robustness.adversarial_curve(run, tiny_data, size=20)
+    index = robustness.attack_subset(tiny_data, 20)
+    assert len(index) == 20 and curve.images == 20 and torch.equal(index, robustness.attack_subset(tiny_data, 20))
     images, labels = tiny_data.test_images[index].float() / 255, tiny_data.test_labels[index]
     for method, values in curve.accuracy.items():
         assert len(values) == len(robustness.EPSILONS)
         assert values[0] == pytest.approx(accuracy(run, images, labels))  # ε = 0: the clean subset
     assert all(p <= f for p, f in zip(curve.accuracy["pgd"], curve.accuracy["fgsm"]))
     monkeypatch.setattr(robustness, "attack", lambda *a, **k: pytest.fail("computed again instead of read"))
-    assert robustness.adversarial_curve(run, tiny_data, size=40) == curve
+    assert robustness.adversarial_curve(run, tiny_data, size=20) == curve
     assert (run.record.path / "robustness-adversarial.safetensors").is_file()
 
 

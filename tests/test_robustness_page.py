@@ -106,6 +106,7 @@ def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_still_sweep(s
     assert_clean(at)
     assert any("Cannot sweep" in e.value and "damaged" in e.value for e in at.error)
     assert len(model_lines(figure(at, "inside.perturb.chart"))) == 3
+    at.query_params["inside.view"] = "Adversarial"  # the view is bound to the URL
     at.session_state["inside.view"] = "Adversarial"
     at.run()
     assert any("Cannot attack" in e.value for e in at.error) and columns_text(at).count("says **") >= 3
