@@ -69,7 +69,8 @@ def test_moving_epsilon_changes_the_predictions(shipped, canvas):  # noqa: F811
     assert columns_text(at).count("now says") == 2
 
 
-def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_shown(shipped, canvas, monkeypatch):  # noqa: F811
+def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_shown(shipped, canvas,  # noqa: F811
+                                                                                   monkeypatch):
     monkeypatch.setattr(robustness, "ATTACK_SUBSET", 30)  # of the tiny test set's 100: enough to draw the curve
     at = open_view("Adversarial", ["shipped-mlp", "shipped-lenet"])
     assert "not computed yet for mlp (shipped), lenet (shipped)" in columns_text(at).replace("\\", "")
@@ -91,7 +92,8 @@ def test_read_only_mode_shows_no_way_to_start_a_computation(shipped, canvas, mon
     assert at.button(key="compare.robustness.compute").disabled
 
 
-def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_still_sweep(shipped, canvas, monkeypatch):  # noqa: F811
+def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_still_sweep(shipped, canvas,  # noqa: F811
+                                                                               monkeypatch):
     from digitlab import store
 
     load = store._load_model
