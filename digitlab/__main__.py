@@ -268,6 +268,40 @@ def cmd_study_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_robustness(args: argparse.Namespace) -> int:
+    """The corruption benchmark of each run, as one table; a run that cannot be read is reported, the others go on.
+    With --bench: the robustness lab's speed figures on the shipped checkpoints instead."""
+    from digitlab import robustness
+
+    store = RunStore(args.out)
+    if args.bench:
+        from digitlab.bench.robustness import run_robustness_bench
+
+        run_robustness_bench(args.data, store)
+        return 0
+    if not args.runs:
+        raise CliError("name at least one run (python -m digitlab list shows them), or pass --bench")
+    data = load_mnist(args.data, download=not args.no_download)
+    results, failed = {}, False
+    for run_id in args.runs:
+        try:
+            run = store.load(run_id)
+        except RunError as err:
+            print(f"error: {run_id}: {err}", file=sys.stderr)
+            failed = True
+            continue
+        with tqdm(total=len(robustness.CORRUPTIONS), desc=run.id, unit="set", disable=args.quiet) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            results[run.id] = robustness.corruption_benchmark(run, data, progress)
+    if results:
+        print(robustness.format_table(results))
+    return EXIT_BAD_INPUT if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m digitlab", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -370,6 +404,14 @@ def parser() -> argparse.ArgumentParser:
     storage(q)
     q.add_argument("--out", help=argparse.SUPPRESS)
     q.set_defaults(func=cmd_study_show)
+
+    p = sub.add_parser("robustness", help="accuracy on 15 MNIST-C corruptions of the test set, per run (cached)")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids or folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--bench", action="store_true",
+                   help="instead: the speed figures of the sweeps and the benchmark, on the shipped checkpoints")
+    common(p)
+    p.set_defaults(func=cmd_robustness)
     return root
 
 

@@ -280,36 +280,49 @@ def cache_folder() -> Path:
     return Path(os.environ.get("DIGITLAB_CACHE") or "~/.cache/digitlab").expanduser()
 
 
-def _cache_paths(run: LoadedRun, name: str) -> list[Path]:
-    """Beside the run first, then in the cache folder under the weights' hash."""
-    return [run.record.path / f"inside-{name}.safetensors", cache_folder() / run.weights_sha256 / f"{name}.safetensors"]
+def _cache_paths(run: LoadedRun, name: str, prefix: str) -> list[Path]:
+    """Beside the run first (<prefix>-<name>), then in the cache folder under the weights' hash (<name>)."""
+    return [run.record.path / f"{prefix}-{name}.safetensors", cache_folder() / run.weights_sha256 / f"{name}.safetensors"]
 
 
-def _read_cache(run: LoadedRun, name: str, key: dict[str, str], shapes: dict[str, tuple[int, ...]]
-                ) -> dict[str, torch.Tensor] | None:
-    """The cached tensors, if a file was written for these weights and data and holds tensors of these shapes;
-    None otherwise: a stale or damaged file is recomputed, never used."""
-    for path in _cache_paths(run, name):
-        if not path.is_file():
-            continue
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                if f.metadata() != key:
-                    continue
-                tensors = {k: f.get_tensor(k) for k in shapes}
-        except (SafetensorError, OSError, KeyError, ValueError, RuntimeError):
-            continue
-        if all(tensors[k].shape[: len(s)] == s for k, s in shapes.items()):
+def read_tensors(path: Path, key: dict[str, str], shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor] | None:
+    """The tensors of one cache file, if it was written under ``key`` and holds tensors of these shapes (each
+    shape a prefix of the tensor's); None otherwise: a stale or damaged file is recomputed, never used."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if f.metadata() != key:
+                return None
+            tensors = {k: f.get_tensor(k) for k in shapes}
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError):
+        return None
+    return tensors if all(tensors[k].shape[: len(s)] == s for k, s in shapes.items()) else None
+
+
+def write_tensors(path: Path, key: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
+    """One cache file, written atomically with ``key`` as its metadata; OSError where the folder is not writable."""
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=key))
+
+
+def read_cache(run: LoadedRun, name: str, key: dict[str, str], shapes: dict[str, tuple[int, ...]],
+               prefix: str = "inside") -> dict[str, torch.Tensor] | None:
+    """A run's cached tensors (read_tensors), beside the run or in the cache folder. ``name`` is unique across the
+    modules that cache per run (inside: train, map; robustness: corruptions, adversarial); ``prefix`` names the
+    module."""
+    for path in _cache_paths(run, name, prefix):
+        if (tensors := read_tensors(path, key, shapes)) is not None:
             return tensors
     return None
 
 
-def _write_cache(run: LoadedRun, name: str, key: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
-    for path in _cache_paths(run, name):
+def write_cache(run: LoadedRun, name: str, key: dict[str, str], tensors: dict[str, torch.Tensor],
+                prefix: str = "inside") -> None:
+    for path in _cache_paths(run, name, prefix):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=key))
+            write_tensors(path, key, tensors)
             return
         except OSError:
             continue  # a read-only run folder: the cache folder; neither writable: recomputed next time
@@ -359,7 +372,7 @@ def _key(run: LoadedRun, data: MNIST, split: str) -> dict[str, str]:
 
 def embeddings_cached(run: LoadedRun, data: MNIST) -> bool:
     """Whether training_embeddings will read them from a cache file rather than compute them."""
-    return _read_cache(run, "train", _key(run, data, "train"), {}) is not None
+    return read_cache(run, "train", _key(run, data, "train"), {}) is not None
 
 
 def training_embeddings(run: LoadedRun, data: MNIST | None = None, progress: Progress | None = None) -> Embeddings:
@@ -367,13 +380,13 @@ def training_embeddings(run: LoadedRun, data: MNIST | None = None, progress: Pro
     data = data or load_mnist()
     key = _key(run, data, "train")
     n = len(data.train_labels)
-    cached = _read_cache(run, "train", key, {"features": (n,)})
+    cached = read_cache(run, "train", key, {"features": (n,)})
     if cached is None:
         # In bulk precision (bf16 where the CPU has it): stored in fp16 anyway, and 2-3x faster than fp32. Queries
         # stay fp32; a training image still finds itself at similarity 1.000 (tests/test_inside.py).
         features = penultimate_features(run, run.input_from_image(data.train_images), progress, bulk=True)[0]
         cached = {"features": features.half()}
-        _write_cache(run, "train", key, cached)
+        write_cache(run, "train", key, cached)
     return Embeddings(F.normalize(cached["features"].float(), dim=1), data.train_labels)
 
 
@@ -414,7 +427,7 @@ class EmbeddingMap:
 
 def map_cached(run: LoadedRun, data: MNIST) -> bool:
     """Whether embedding_map will read it from a cache file rather than compute it."""
-    return _read_cache(run, "map", _key(run, data, "test"), {}) is not None
+    return read_cache(run, "map", _key(run, data, "test"), {}) is not None
 
 
 def embedding_map(run: LoadedRun, data: MNIST | None = None, progress: Progress | None = None) -> EmbeddingMap:
@@ -422,7 +435,7 @@ def embedding_map(run: LoadedRun, data: MNIST | None = None, progress: Progress 
     data = data or load_mnist()
     key = _key(run, data, "test")
     n = len(data.test_labels)
-    cached = _read_cache(run, "map", key, {"xy": (n, 2), "predicted": (n,), "mean": (), "components": ()})
+    cached = read_cache(run, "map", key, {"xy": (n, 2), "predicted": (n,), "mean": (), "components": ()})
     if cached is None:
         features, logits = penultimate_features(run, run.input_from_image(data.test_images), progress)
         mean = features.mean(0)
@@ -434,6 +447,6 @@ def embedding_map(run: LoadedRun, data: MNIST | None = None, progress: Progress 
         components = components * components.sum(0).sign().where(components.sum(0) != 0, 1.0)
         cached = {"xy": (centred @ components).half(), "predicted": logits.argmax(1).to(torch.uint8),
                   "mean": mean, "components": components}
-        _write_cache(run, "map", key, cached)
+        write_cache(run, "map", key, cached)
     return EmbeddingMap(cached["xy"].float(), data.test_labels, cached["predicted"].long(), cached["mean"],
                         cached["components"])

@@ -20,7 +20,8 @@ from digitlab.dashboard.compare import (
     with_drawings_column,
 )
 from digitlab.dashboard.grouping import group_runs
-from digitlab.dashboard.text import markdown_literal, shorten
+from digitlab.dashboard.text import counted, markdown_literal, shorten
+from digitlab.dashboard.ui import robustness as robust
 
 ui.use_app_navigation()
 
@@ -55,7 +56,8 @@ else:
     # A plain table, sorted by the controls above it: the interactive grid of st.dataframe took the browser
     # 0.3-0.7 s to draw, most of a page switch.
     sort_col, order_col, csv_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-    table = runs_table(selected)
+    benchmarked, problem = robust.corrupted_means(selected)  # the corrupted mean accuracy column, where computed
+    table = robust.table_with_benchmark(runs_table(selected), benchmarked)
     # Scored on the drawings saved on Draw, when there are any (see My drawings).
     if drawn := ui.drawings().drawings:
         table = with_drawings_column(table, ui.drawing_scores([r for r in selected if r.usable]))
@@ -67,8 +69,9 @@ else:
                             key="compare.csv", icon=":material/download:", width="stretch")
     st.table(styled_runs_table(table, len(drawn)))
     if drawn:
-        st.caption(f"{DRAWINGS_COLUMN}: accuracy on the {len(drawn)} drawing(s) saved on Draw; the per-digit "
-                   "breakdown is on the **My drawings** page.")
+        st.caption(f"{DRAWINGS_COLUMN}: accuracy on the {counted(len(drawn), 'drawing')} saved on Draw; the "
+                   "per-digit breakdown is on the **My drawings** page.")
+    robust.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute")
 
 scored = [r.id for r in selected if r.usable]
 with st.container(border=True):
@@ -91,8 +94,8 @@ x_axis = controls[0].radio("X axis", list(X_AXES), format_func=X_AXES.get, horiz
 smoothing = controls[1].slider("Smoothing of the per-batch train loss", 0.0, 0.99, 0.9, 0.01, key="compare.smooth")
 
 # Only the open tab is drawn: a hidden tab's charts would cost the browser as much as visible ones.
-overlaid, multiples, manage = st.tabs(["Overlaid curves", "Side by side", "Rename or delete"], key="compare.view",
-                                      on_change="rerun")
+overlaid, multiples, corruptions, manage = st.tabs(["Overlaid curves", "Side by side", "Corruptions",
+                                                    "Rename or delete"], key="compare.view", on_change="rerun")
 validated = any(e.get("val_acc") is not None for r in selected for e in r.epochs)
 if overlaid.open:
     with overlaid:
@@ -125,6 +128,12 @@ if multiples.open:
         fig = charts.small_multiples_figure(panels, X_AXES[x_axis], "Accuracy" if kind == "acc" else "Cross-entropy",
                                             percent=kind == "acc", log_y=kind == "loss")
         st.plotly_chart(fig, key="compare.chart.multiples")
+
+if corruptions.open:
+    with corruptions:
+        benchmarked, problem = robust.corrupted_means(selected)
+        robust.corruption_chart(selected, benchmarked, colours)
+        robust.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute.tab")
 
 if manage.open:
     with manage:

@@ -8,6 +8,7 @@ from digitlab.dashboard import charts, ui
 from digitlab.dashboard.images import digit_png, kernel_grid_png, map_grid_png, neighbours_html, overlay_png
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.dashboard.ui import inside as looked
+from digitlab.dashboard.ui import robustness as robust
 from digitlab.data import DataNotFoundError
 from digitlab.inside import METHODS, AttributionError
 from digitlab.preprocess import canvas_image
@@ -19,6 +20,7 @@ PER_ROW = 4
 METHOD_LABELS = {"saliency": "Saliency", "integrated_gradients": "Integrated gradients", "gradcam": "Grad-CAM",
                  "occlusion": "Occlusion"}
 SOURCES = {"draw": "Draw here", "test": "A test image", "carried": "The drawing from Draw"}
+VIEWS = ["Inside", "Perturb", "Adversarial"]  # what the models see; transformed; attacked
 
 st.title("Inside")
 listing, usable = ui.runs_for_page(usable_only=True)
@@ -57,6 +59,7 @@ st.session_state.setdefault("inside.test_index", "0")
 
 input_col, seen_col, how_col = st.columns([1.3, 1, 1.2], gap="large")
 image = None  # (28, 28) on 0..1: what every selected model looks at
+label = None  # its true digit, for a test image
 with input_col:
     source = st.radio("Input", sources, format_func=SOURCES.get, key="inside.source", horizontal=True)
     if source == "draw":
@@ -81,19 +84,24 @@ with input_col:
             if not text.strip().isdigit() or not 0 <= int(text) < count:
                 ui.field_error({"test": f"Enter a whole number from 0 to {count - 1:,}, got {text!r}."}, "test")
             else:
-                image = data.test_images[int(text)].float() / 255
+                image, label = data.test_images[int(text)].float() / 255, data.test_labels[int(text)].item()
                 st.caption(f"Test image #{int(text)}: labelled **{data.test_labels[int(text)].item()}**")
 with seen_col:
     if image is not None:
         st.image(digit_png((image * 255).round(), scale=6), caption="What the models see: 28 × 28")
-with how_col:
-    method = st.selectbox("Attribution", METHODS, format_func=METHOD_LABELS.get, key="inside.method",
-                          help="Saliency: how strongly each pixel moves the score. Integrated gradients: each "
-                               "pixel's share of the score, from a black canvas. Grad-CAM: where the last conv "
-                               "layer looked. Occlusion: how much covering a 4 × 4 patch lowers the score.")
-    show_all = st.toggle("Show all channels", key="inside.show_all",
-                         help="Layers with many channels show their first 16; this enlarges the grids to all.")
-    st.caption("Red: pixels for the predicted digit; blue: against it.")
+for setting in ("inside.method", "inside.show_all"):  # the Inside view's own: kept while another view is open
+    if setting in st.session_state:
+        st.session_state[setting] = st.session_state[setting]
+method, show_all = METHODS[0], False
+if (st.session_state.get("inside.view") or st.query_params.get("inside.view", VIEWS[0])) == VIEWS[0]:
+    with how_col:
+        method = st.selectbox("Attribution", METHODS, format_func=METHOD_LABELS.get, key="inside.method",
+                              help="Saliency: how strongly each pixel moves the score. Integrated gradients: each "
+                                   "pixel's share of the score, from a black canvas. Grad-CAM: where the last conv "
+                                   "layer looked. Occlusion: how much covering a 4 × 4 patch lowers the score.")
+        show_all = st.toggle("Show all channels", key="inside.show_all",
+                             help="Layers with many channels show their first 16; this enlarges the grids to all.")
+        st.caption("Red: pixels for the predicted digit; blue: against it.")
 
 if image is None:
     st.info("Draw a digit on the black canvas, from 0 to 9, or pick a test image: every selected model then shows "
@@ -147,7 +155,18 @@ def show_model(run_id: str) -> None:
             st.image(kernel_grid_png(kernels.kernels, None if show_all else 16), width="stretch")
 
 
-for start in range(0, len(chosen), PER_ROW):
-    for column, run_id in zip(st.columns(PER_ROW), chosen[start : start + PER_ROW]):
-        with column.container(key=f"inside.model.{run_id}"):
-            show_model(run_id)
+# Bound to the URL: ?inside.view=Perturb opens (and links to) a view without computing the others first.
+inside_view, perturb_view, adversarial_view = st.tabs(VIEWS, key="inside.view", on_change="rerun",
+                                                     bind="query-params")
+if inside_view.open:
+    with inside_view:
+        for start in range(0, len(chosen), PER_ROW):
+            for column, run_id in zip(st.columns(PER_ROW), chosen[start : start + PER_ROW]):
+                with column.container(key=f"inside.model.{run_id}"):
+                    show_model(run_id)
+if perturb_view.open:
+    with perturb_view:
+        robust.perturb_tab([by_id[i] for i in chosen], image, label)
+if adversarial_view.open:
+    with adversarial_view:
+        robust.adversarial_tab([by_id[i] for i in chosen], image, label)

@@ -11,10 +11,12 @@ computed and no cache is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from digitlab import inside
@@ -22,7 +24,7 @@ from digitlab.bench.strokes import render_digit
 from digitlab.data import load_mnist
 from digitlab.device import configure_cpu
 from digitlab.preprocess import canvas_image
-from digitlab.store import RunStore
+from digitlab.store import LoadedRun, RunStore
 
 REPEATS = 50
 
@@ -39,17 +41,24 @@ def _ms(call) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def run_inside_bench(root, store: RunStore) -> None:
-    configure_cpu()
-    data = load_mnist(root)
+@contextlib.contextmanager
+def shipped_copies(store: RunStore, *left_out: str) -> Iterator[list[LoadedRun]]:
+    """The store's shipped runs, loaded from a temporary copy without the files matching ``left_out`` (their
+    caches), with DIGITLAB_CACHE pointed into it: every cache is really computed, and none is left behind."""
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "checkpoints"
         copy.mkdir()
         for record in store.list().runs:
             if record.shipped:
-                shutil.copytree(record.path, copy / record.id, ignore=shutil.ignore_patterns("inside-*", ".lock"))
+                shutil.copytree(record.path, copy / record.id, ignore=shutil.ignore_patterns(*left_out, ".lock"))
         os.environ["DIGITLAB_CACHE"] = str(Path(scratch) / "cache")
-        runs = [RunStore(copy).load(path) for path in sorted(copy.iterdir())]
+        yield [RunStore(copy).load(path) for path in sorted(copy.iterdir())]
+
+
+def run_inside_bench(root, store: RunStore) -> None:
+    configure_cpu()
+    data = load_mnist(root)
+    with shipped_copies(store, "inside-*") as runs:
         if not runs:
             print(f"inside: no shipped checkpoints in {store.root}")
             return

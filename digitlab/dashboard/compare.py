@@ -11,6 +11,7 @@ from pandas.io.formats.style import Styler
 
 from digitlab.dashboard.charts import GroupSeries, Series, colour_for, ema
 from digitlab.dashboard.grouping import Group
+from digitlab.dashboard.robustness import CORRUPTED_COLUMN
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.config import TrainConfig
 from digitlab.drawings import DrawingScore
@@ -29,7 +30,8 @@ METRICS = {
 _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 # The runs table (seed 002's comparison tables), and how people read its numbers.
 TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
-                 "Train time (s)", "Device", "Precision", "Status", "Date"]
+                 "Train time (s)", "Device", "Precision", "Status", "Date",
+                 CORRUPTED_COLUMN]  # filled by robustness.with_corrupted_means; "—" until a run is benchmarked
 TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
                  "Date": "{:%Y-%m-%d %H:%M}",
                  # st.table renders each cell as Markdown: text from run.json is shown literally, free text shortened.
@@ -196,9 +198,12 @@ def with_drawings_column(table: pd.DataFrame, scores: Mapping[str, DrawingScore]
 
 def styled_runs_table(table: pd.DataFrame, drawings_count: int | None = None) -> Styler:
     """The table as people read it: formatted numbers, "–" where a run has no value, no id or index; accuracy on
-    the drawings, if the table has that column, as "93.3% of 30"."""
+    the drawings, if the table has that column, as "93.3% of 30"; the corrupted mean "—" where not benchmarked."""
     formats = dict(TABLE_FORMATS)
     if DRAWINGS_COLUMN in table:
         formats[DRAWINGS_COLUMN] = lambda accuracy: f"{accuracy:.1%} of {drawings_count}"
     shown = [column for column in table.columns if column != "id"]
-    return table[shown].style.format(formats, na_rep="–").hide(axis="index")
+    styled = table[shown].style.format(formats, na_rep="–")
+    if CORRUPTED_COLUMN in table:  # a table shaped by hand may leave it out
+        styled = styled.format("{:.2%}", subset=[CORRUPTED_COLUMN], na_rep="—")
+    return styled.hide(axis="index")

@@ -99,6 +99,11 @@ def kernel_grid_png(kernels: torch.Tensor, limit: int | None = 16, columns: int 
     return _grid_png(rgb, columns, cell, mode="RGB")
 
 
+def images_grid_png(images01: torch.Tensor, columns: int, cell: int = 56) -> bytes:
+    """Images (N, 28, 28) on 0..1 as one PNG of tiles, ``columns`` to a row, each as bright as it is."""
+    return _grid_png((images01.clamp(0, 1) * 255).round().to(torch.uint8), columns, cell, mode="L")
+
+
 def _grid_png(tiles: torch.Tensor, columns: int, cell: int, mode: str) -> bytes:
     """uint8 tiles (N, h, w) for mode "L" or (N, h, w, 3) for "RGB", each enlarged to about ``cell`` pixels with
     nearest-neighbour, laid ``columns`` to a row on grey gutters (none between 1-pixel tiles), as one PNG."""
