@@ -73,3 +73,33 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
         if "real_data" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.realdata)
+
+
+@pytest.fixture
+def damaged_cnn(monkeypatch):
+    """shipped-cnn's weights cannot be read (as if damaged after the listing); every other run loads."""
+    from digitlab import store
+
+    load = store._load_model
+
+    def load_unless_cnn(record):
+        if record.id == "shipped-cnn":
+            raise store.RunError("weights.safetensors cannot be read (damaged)")
+        return load(record)
+
+    monkeypatch.setattr(store, "_load_model", load_unless_cnn)
+
+
+def refuse_writes_under(monkeypatch, folder: Path) -> None:
+    """Cache writes (digitlab.inside's atomic_write, which every cache goes through) into ``folder`` fail as on a
+    read-only file system."""
+    from digitlab import inside
+
+    write = inside.atomic_write
+
+    def refuse(path, writer):
+        if folder in path.parents:
+            raise PermissionError(13, "Read-only file system")
+        write(path, writer)
+
+    monkeypatch.setattr(inside, "atomic_write", refuse)

@@ -3,12 +3,15 @@
 import json
 import re
 import statistics
+import sys
+import types
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from digitlab.bench.strokes import render_digit
 from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import record_training
@@ -33,6 +36,22 @@ def app_env(monkeypatch, tiny_data_root):
     yield configure
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@pytest.fixture
+def shipped(app_env, store_with_shipped, tmp_path, monkeypatch):
+    """The app over a copy of the shipped checkpoints, its caches and drawings in tmp_path ("cache", "drawings")."""
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DIGITLAB_DRAWINGS", str(tmp_path / "drawings"))
+    return app_env(store_with_shipped)
+
+
+@pytest.fixture
+def canvas(monkeypatch):
+    """The real canvas cannot be drawn on here: a stand-in returns what ``drawn.image_data`` holds (a 3 at first)."""
+    drawn = types.SimpleNamespace(image_data=render_digit(3))
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", types.SimpleNamespace(st_canvas=lambda **_: drawn))
+    return drawn
 
 
 def open_app(page: str | None = None) -> AppTest:

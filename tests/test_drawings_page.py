@@ -2,8 +2,6 @@
 
 import re
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +9,7 @@ import pytest
 
 from digitlab.bench.strokes import render_digit
 from digitlab.drawings import DrawingStore
-from tests.test_app import app_env, assert_clean, open_app  # noqa: F401  (app_env is a fixture)
-
-
-@pytest.fixture
-def canvas(monkeypatch):
-    """The real canvas cannot be drawn on here: a stand-in returns what ``drawn.image_data`` holds."""
-    drawn = types.SimpleNamespace(image_data=render_digit(3))
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", types.SimpleNamespace(st_canvas=lambda **_: drawn))
-    return drawn
-
-
-@pytest.fixture
-def shipped(app_env, store_with_shipped, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DIGITLAB_DRAWINGS", str(tmp_path / "drawings"))
-    return app_env(store_with_shipped)
+from tests.test_app import app_env, assert_clean, canvas, open_app, shipped  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

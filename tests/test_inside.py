@@ -16,6 +16,7 @@ from digitlab.models import create_model, list_models
 from digitlab.preprocess import canvas_image
 from digitlab.bench.strokes import render_digit
 from digitlab.store import load_run, save_weights
+from tests.conftest import refuse_writes_under
 
 # Worked out by hand from the shipped configs (checkpoints/shipped-*/run.json), conv by conv:
 # out = (in + 2 * padding - kernel) // stride + 1, and a 2x2 max-pool halves (rounding down).
@@ -283,14 +284,7 @@ def test_a_corrupt_cache_is_recomputed(runs, tiny_data, cache_folder):
 
 def test_a_read_only_run_folder_caches_in_the_cache_folder(runs, tiny_data, cache_folder, monkeypatch):
     run = runs["resnet"]
-    write = inside.atomic_write
-
-    def refuse_the_run_folder(path, writer):
-        if run.record.path in path.parents:
-            raise PermissionError(13, "Read-only file system")
-        write(path, writer)
-
-    monkeypatch.setattr(inside, "atomic_write", refuse_the_run_folder)
+    refuse_writes_under(monkeypatch, run.record.path)
     inside.training_embeddings(run, tiny_data)
     inside.embedding_map(run, tiny_data)
     assert not list(run.record.path.glob("inside-*"))

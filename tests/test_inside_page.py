@@ -1,27 +1,10 @@
 """The Inside page through AppTest, with a stand-in for the drawing canvas."""
 
-import sys
-import types
 
 import pytest
 import torch
 
-from digitlab.bench.strokes import render_digit
-from tests.test_app import app_env, assert_clean, open_app  # noqa: F401  (app_env is a fixture)
-
-
-@pytest.fixture
-def canvas(monkeypatch):
-    """The real canvas cannot be drawn on here: a stand-in returns what ``drawn.image_data`` holds."""
-    drawn = types.SimpleNamespace(image_data=render_digit(3))
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", types.SimpleNamespace(st_canvas=lambda **_: drawn))
-    return drawn
-
-
-@pytest.fixture
-def shipped(app_env, store_with_shipped, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
-    return app_env(store_with_shipped)
+from tests.test_app import app_env, assert_clean, canvas, open_app, shipped  # noqa: F401  (fixtures)
 
 
 def columns_text(at) -> str:
@@ -91,17 +74,7 @@ def test_arriving_from_draw_shows_its_drawing_to_its_models(shipped, canvas):
     assert len(at.get("plotly_chart")) == 2
 
 
-def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_work(shipped, canvas, monkeypatch):
-    from digitlab import store
-
-    load = store._load_model
-
-    def broken_cnn(record):
-        if record.id == "shipped-cnn":
-            raise store.RunError("weights.safetensors cannot be read (damaged)")
-        return load(record)
-
-    monkeypatch.setattr(store, "_load_model", broken_cnn)
+def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_work(shipped, canvas, damaged_cnn):
     at = open_app("pages/inside.py")
     assert_clean(at)
     assert any("Cannot look inside" in e.value and "damaged" in e.value for e in at.error)

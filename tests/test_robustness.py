@@ -13,6 +13,7 @@ from digitlab.__main__ import main
 from digitlab.data import scale_pixels
 from digitlab.predict import run_predictions
 from digitlab.store import load_run
+from tests.conftest import refuse_writes_under
 
 N_IMAGES = 24  # corruptions are checked on the first images of the tiny test set
 
@@ -128,17 +129,8 @@ def test_a_benchmark_cached_by_another_code_version_or_damaged_is_computed_again
 
 def test_a_read_only_run_folder_caches_its_benchmark_in_the_cache_folder(runs, tiny_data, cache_folder,
                                                                          monkeypatch):
-    from digitlab import inside
-
     run = runs["lenet"]
-    write = inside.atomic_write
-
-    def refuse_the_run_folder(path, writer):
-        if run.record.path in path.parents:
-            raise PermissionError(13, "Read-only file system")
-        write(path, writer)
-
-    monkeypatch.setattr(inside, "atomic_write", refuse_the_run_folder)
+    refuse_writes_under(monkeypatch, run.record.path)
     result = robustness.corruption_benchmark(run, tiny_data)
     assert not list(run.record.path.glob("robustness-*"))
     assert (cache_folder / run.weights_sha256 / "corruptions.safetensors").is_file()

@@ -6,14 +6,8 @@ import json
 import pytest
 
 from digitlab import robustness
-from tests.test_app import app_env, assert_clean, open_app  # noqa: F401  (app_env is a fixture)
-from tests.test_inside_page import canvas, columns_text  # noqa: F401  (canvas is a fixture)
-
-
-@pytest.fixture
-def shipped(app_env, store_with_shipped, tmp_path, monkeypatch):  # noqa: F811
-    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
-    return app_env(store_with_shipped)
+from tests.test_app import app_env, assert_clean, canvas, open_app, shipped  # noqa: F401  (fixtures)
+from tests.test_inside_page import columns_text
 
 
 NAMES = {f"shipped-{m}": f"{m} (shipped)" for m in ("mlp", "cnn", "lenet", "resnet")}
@@ -37,7 +31,7 @@ def model_lines(spec: dict) -> list[str]:
     return [trace["name"] for trace in spec["data"] if trace.get("mode") == "lines+markers"]
 
 
-def test_a_rotation_sweep_draws_one_curve_per_model(shipped, canvas):  # noqa: F811
+def test_a_rotation_sweep_draws_one_curve_per_model(shipped, canvas):
     at = open_view("Perturb")
     assert_clean(at)
     assert at.selectbox(key="inside.perturb.transform").value == "rotation"
@@ -47,7 +41,7 @@ def test_a_rotation_sweep_draws_one_curve_per_model(shipped, canvas):  # noqa: F
     assert not [s for s in at.selectbox if s.key == "inside.method"]  # the Inside view's settings: not here
 
 
-def test_a_sweep_range_out_of_range_shows_the_fields_message(shipped, canvas):  # noqa: F811
+def test_a_sweep_range_out_of_range_shows_the_fields_message(shipped, canvas):
     at = open_view("Perturb", ["shipped-mlp"])
     at.number_input(key="inside.perturb.low.rotation").set_value(-90.0).run()
     assert_clean(at)
@@ -57,7 +51,7 @@ def test_a_sweep_range_out_of_range_shows_the_fields_message(shipped, canvas):  
     assert model_lines(figure(at, "inside.perturb.chart")) == [NAMES["shipped-mlp"]]
 
 
-def test_moving_epsilon_changes_the_predictions(shipped, canvas):  # noqa: F811
+def test_moving_epsilon_changes_the_predictions(shipped, canvas):
     at = open_view("Adversarial", ["shipped-mlp", "shipped-lenet"])
     at.slider(key="inside.adversarial.epsilon").set_value(0.0).run()
     assert_clean(at)
@@ -69,7 +63,7 @@ def test_moving_epsilon_changes_the_predictions(shipped, canvas):  # noqa: F811
     assert columns_text(at).count("now says") == 2
 
 
-def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_shown(shipped, canvas,  # noqa: F811
+def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_shown(shipped, canvas,
                                                                                    monkeypatch):
     monkeypatch.setattr(robustness, "ATTACK_SUBSET", 30)  # of the tiny test set's 100: enough to draw the curve
     at = open_view("Adversarial", ["shipped-mlp", "shipped-lenet"])
@@ -84,7 +78,7 @@ def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_show
     assert not any(b.key == "inside.adversarial.compute" for b in at.button)
 
 
-def test_read_only_mode_shows_no_way_to_start_a_computation(shipped, canvas, monkeypatch):  # noqa: F811
+def test_read_only_mode_shows_no_way_to_start_a_computation(shipped, canvas, monkeypatch):
     monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
     at = open_view("Adversarial", ["shipped-mlp"])
     assert at.button(key="inside.adversarial.compute").disabled
@@ -92,18 +86,7 @@ def test_read_only_mode_shows_no_way_to_start_a_computation(shipped, canvas, mon
     assert at.button(key="compare.robustness.compute").disabled
 
 
-def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_still_sweep(shipped, canvas,  # noqa: F811
-                                                                               monkeypatch):
-    from digitlab import store
-
-    load = store._load_model
-
-    def broken_cnn(record):
-        if record.id == "shipped-cnn":
-            raise store.RunError("weights.safetensors cannot be read (damaged)")
-        return load(record)
-
-    monkeypatch.setattr(store, "_load_model", broken_cnn)
+def test_a_run_whose_weights_cannot_be_read_says_so_and_the_others_still_sweep(shipped, canvas, damaged_cnn):
     at = open_view("Perturb")
     assert_clean(at)
     assert any("Cannot sweep" in e.value and "damaged" in e.value for e in at.error)
@@ -132,7 +115,7 @@ def test_compare_shows_a_dash_until_the_benchmark_is_computed_then_its_mean_and_
     assert len(spec["data"][0]["x"]) == len(robustness.CORRUPTIONS) + 2  # clean, each corruption, the mean
 
 
-def test_without_mnist_compare_and_the_curve_name_the_data_folder(shipped, canvas, tmp_path, monkeypatch):  # noqa: F811
+def test_without_mnist_compare_and_the_curve_name_the_data_folder(shipped, canvas, tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "no-mnist-here"))
     at = open_app("pages/compare.py")
     assert_clean(at)

@@ -36,7 +36,7 @@ def ema(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def _layout(title: str, x_title: str, y_title: str, height: int = 320, percent: bool = False,
+def base_layout(title: str, x_title: str, y_title: str, height: int = 320, percent: bool = False,
             revision: str | None = None, log_y: bool = False) -> dict:
     """The layout every chart shares, as one dict: Figure(data, layout) validates it once, where a chain of
     update_* calls (and a named template) costs 10-20 ms per figure, paid on every live refresh. Colours and
@@ -72,7 +72,7 @@ def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: floa
         go.Scatter(x=x, y=ema(loss, smoothing), name="smoothed", mode="lines",
                    line={"color": TRAIN_COLOUR, "width": 2.5}),
     ]
-    layout = _layout("Training loss per batch", x_title, "Cross-entropy", log_y=True)
+    layout = base_layout("Training loss per batch", x_title, "Cross-entropy", log_y=True)
     if x_max is not None:
         layout["xaxis"]["range"] = [0, x_max]
     return go.Figure(traces, layout)
@@ -90,7 +90,7 @@ def epoch_figure(epochs: Sequence[dict[str, float]], metric: str, total_epochs: 
         for split, name, colour in splits
     ]
     is_acc = metric == "acc"
-    layout = _layout("Accuracy per epoch" if is_acc else "Loss per epoch", "Epoch",
+    layout = base_layout("Accuracy per epoch" if is_acc else "Loss per epoch", "Epoch",
                      "Accuracy" if is_acc else "Cross-entropy", percent=is_acc)
     upper = max(total_epochs or 1, max(numbers, default=1))
     layout["xaxis"].update(range=[0.5, upper + 0.5], dtick=max(1, round(upper / 10)))
@@ -114,7 +114,7 @@ def overlay_figure(series: Sequence[Series], title: str, x_title: str, y_title: 
                    log_y: bool = False) -> go.Figure:
     traces = [go.Scatter(x=s.x, y=s.y, name=plotly_literal(s.name), mode="lines+markers" if s.markers else "lines",
                          line={"color": s.colour, "width": 2.5}, marker={"size": 7}) for s in series]
-    layout = _layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
+    layout = base_layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     # Run names are long: the legend goes under the plot, where it can wrap.
     layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
                                                "xanchor": "left"})
@@ -162,7 +162,7 @@ def group_figure(groups: Sequence[GroupSeries], title: str, x_title: str, y_titl
                   } if len(banded) == 1 else {}
         traces.append(go.Scatter(x=g.x, y=g.mean, name=name, mode="lines+markers", legendgroup=name,
                                  line={"color": g.colour, "width": 3}, marker={"size": 7}, **spread))
-    layout = _layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
+    layout = base_layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
                                                "xanchor": "left"})
     return go.Figure(traces, layout)
@@ -184,7 +184,7 @@ def small_multiples_figure(panels: Sequence[tuple[str, Sequence[Series]]], x_tit
                             legendgroup=s.name, showlegend=s.name not in legend_done,
                             row=i // columns + 1, col=i % columns + 1)
             legend_done.add(s.name)
-    layout = _layout("", "", "", height=260 * rows + 40, percent=percent, revision="small-multiples", log_y=log_y)
+    layout = base_layout("", "", "", height=260 * rows + 40, percent=percent, revision="small-multiples", log_y=log_y)
     shared_y = {key: value for key, value in layout.pop("yaxis").items() if key != "title"}
     layout.pop("xaxis")
     # The legend sits above the panels, left, clear of the panel titles.
@@ -231,7 +231,7 @@ def confusion_figure(confusion: Sequence[Sequence[int]], selected: tuple[int, in
         customdata=[[y, x] for x, y in zip(cells_x, cells_y)], showlegend=False, name="cell",
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra>click to filter</extra>",
     ))
-    layout = _layout("Confusion matrix (click a cell to filter)", "Predicted digit", "True digit", height=480,
+    layout = base_layout("Confusion matrix (click a cell to filter)", "Predicted digit", "True digit", height=480,
                      revision="confusion")
     layout.update(hovermode="closest", dragmode=False, clickmode="event+select", plot_bgcolor="#f7f7f7")
     layout["xaxis"].update(dtick=1, showgrid=False, range=[-0.5, size - 0.5], constrain="domain", fixedrange=True)
@@ -250,7 +250,7 @@ def per_class_figure(accuracy: Sequence[float]) -> go.Figure:
     bars = go.Bar(x=list(range(len(accuracy))), y=list(accuracy), marker_color=colours,
                   text=[f"{a:.1%}" for a in accuracy], textposition="outside", cliponaxis=False,
                   hovertemplate="digit %{x}: %{y:.2%}<extra></extra>")
-    layout = _layout("Accuracy per class", "True digit", "Accuracy", percent=True, height=300)
+    layout = base_layout("Accuracy per class", "True digit", "Accuracy", percent=True, height=300)
     low = min(accuracy, default=0)
     layout["yaxis"]["range"] = [max(0.0, low - (1 - low) * 0.5 - 0.002), 1.0005]
     layout["xaxis"].update(dtick=1, showgrid=False)
@@ -267,7 +267,7 @@ def probability_figure(probs: Sequence[float], title: str = "", height: int = 24
                   text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs], textposition="outside", cliponaxis=False,
                   hovertemplate="%{x}: %{y:.1%}<extra></extra>")
     title = plotly_literal(title)
-    layout = _layout(title, "", "", height=height, revision=f"probs-{title}")
+    layout = base_layout(title, "", "", height=height, revision=f"probs-{title}")
     layout["yaxis"].update(range=[0, 1.15], tickformat=".0%", showticklabels=False, showgrid=False)
     layout["xaxis"].update(dtick=1, showgrid=False, tickfont={"size": 14})
     layout.update(hovermode="closest", margin={"l": 5, "r": 5, "t": 40 if title else 10, "b": 5}, showlegend=False)
@@ -299,7 +299,7 @@ def embedding_figure(xy: Sequence[Sequence[float]], labels: Sequence[int], predi
         traces.append(go.Scatter(x=[here[0]], y=[here[1]], mode="markers", name="this input",
                                  marker={"size": 16, "symbol": "star", "color": "#111111",
                                          "line": {"width": 1.5, "color": "#ffffff"}}, hoverinfo="name"))
-    layout = _layout(title, "PC 1", "PC 2", height=height)
+    layout = base_layout(title, "PC 1", "PC 2", height=height)
     layout.update(hovermode="closest", showlegend=False, annotations=names)
     if not title:
         layout["margin"] = {**layout["margin"], "t": 10}

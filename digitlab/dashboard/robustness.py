@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from digitlab.dashboard.charts import _layout
+from digitlab.dashboard.charts import base_layout
 from digitlab.dashboard.text import plotly_literal
 from digitlab.robustness import CORRUPTIONS, CorruptionResult
 
@@ -47,7 +47,7 @@ def sweep_figure(values: Sequence[float], lines: Sequence[SweepLine], x_title: s
             textfont={"color": line.colour, "size": 13},
             marker={"size": 13, "symbol": "circle-open", "color": line.colour, "line": {"width": 2.5}},
             hovertemplate=f"{name} now says %{{text}}<extra></extra>"))
-    layout = _layout(f"Confidence in {judged_on}", x_title, "Confidence", height=380, percent=True,
+    layout = base_layout(f"Confidence in {judged_on}", x_title, "Confidence", height=380, percent=True,
                      revision="robustness-sweep")
     layout["yaxis"].update(range=[-0.03, 1.1], tickformat=".0%")
     layout.update(hovermode="closest", shapes=[{
@@ -71,7 +71,7 @@ def epsilon_figure(epsilons: Sequence[float], lines: Sequence[CurveLine], attack
                          line={"color": line.colour, "width": 2.5}, marker={"size": 7},
                          hovertemplate=f"{plotly_literal(line.name)}<br>ε %{{x:.2f}}: %{{y:.1%}}<extra></extra>")
               for line in lines]
-    layout = _layout(f"Accuracy against ε ({attack}), on {images:,} fixed test images", "ε (share of the pixel "
+    layout = base_layout(f"Accuracy against ε ({attack}), on {images:,} fixed test images", "ε (share of the pixel "
                      "range)", "Accuracy", height=360, percent=True, revision="robustness-epsilon")
     layout["yaxis"].update(range=[0, 1.02], tickformat=".0%")
     shapes = [] if current is None else [{"type": "line", "x0": current, "x1": current, "y0": 0, "y1": 1,
@@ -89,7 +89,7 @@ def corruption_figure(results: Sequence[tuple[str, str, CorruptionResult]]) -> g
                      marker_color=colour,
                      hovertemplate=f"{plotly_literal(name)}<br>%{{x}}: %{{y:.2%}}<extra></extra>")
               for name, colour, result in results]
-    layout = _layout("Accuracy on each corruption of the test set (MNIST-C)", "", "Accuracy", height=420,
+    layout = base_layout("Accuracy on each corruption of the test set (MNIST-C)", "", "Accuracy", height=420,
                      percent=True, revision="robustness-corruptions")
     layout["yaxis"].update(range=[0, 1.02], tickformat=".0%")
     layout["xaxis"].update(tickangle=-35)
