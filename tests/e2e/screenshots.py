@@ -5,7 +5,8 @@
 It serves the app over a temporary copy of the shipped checkpoints, trains the fast preset twice (seeds 0 and 1),
 and in the light and the dark theme takes: Train mid-run, Compare (the runs beside the shipped ones), Compare
 grouped (the two fast runs as one band), Errors, Draw (a 7 drawn with the mouse) and Inside (that 7, the four
-shipped models side by side: at the top, and at their feature maps). ``--only inside draw`` takes just those pages
+shipped models side by side: at the top, and at their feature maps; then its Perturb and Adversarial views).
+``--only inside draw`` takes just those pages
 (and trains nothing when Train and Compare are not among them). Needs Chromium and the real MNIST, as the browser
 tests do.
 """
@@ -72,7 +73,7 @@ def inside_of_the_drawing(tab: Tab) -> None:
     settle(tab, 3)
 
 
-PAGES = ("train", "compare", "errors", "compare-grouped", "draw", "inside", "inside-maps")
+PAGES = ("train", "compare", "errors", "compare-grouped", "draw", "inside", "inside-maps", "perturb", "adversarial")
 
 
 def main() -> None:
@@ -117,18 +118,24 @@ def main() -> None:
                     tab.page.locator(f"{tab.keyed('compare.chart.test_acc')} .js-plotly-plot").wait_for()
                     settle(tab)
                     shoot(tab, args.out, "compare-grouped", theme, scroll_to=tab.keyed("compare.view"))
-                if wanted & {"draw", "inside", "inside-maps"}:
+                if wanted & {"draw", "inside", "inside-maps", "perturb", "adversarial"}:
                     tab.open("draw")
                     draw(tab, 7)
                     settle(tab)
                     if "draw" in wanted:
                         shoot(tab, args.out, "draw", theme)
-                if wanted & {"inside", "inside-maps"}:
+                if wanted & {"inside", "inside-maps", "perturb", "adversarial"}:
                     inside_of_the_drawing(tab)
                     if "inside" in wanted:
                         shoot(tab, args.out, "inside", theme)
                     if "inside-maps" in wanted:
                         shoot(tab, args.out, "inside-maps", theme, scroll_to="text=Feature maps")
+                    for view in ("Perturb", "Adversarial"):  # the robustness lab's views of the same drawing
+                        if view.lower() in wanted:
+                            tab.page.get_by_role("tab", name=view, exact=True).click()
+                            tab.wait_for_rerun(120)
+                            settle(tab, 2)
+                            shoot(tab, args.out, view.lower(), theme)
             browser.close()
 
 
