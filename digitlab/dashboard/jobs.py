@@ -322,10 +322,10 @@ class WarmTrainer:
             pass
 
     def close(self) -> None:
-        """End an idle trainer (it sees its pipe close and returns), at once if it is busy loading."""
+        """End an idle trainer: it sees its pipe close and returns, or is killed if it is still getting ready."""
         self.ordered = True
         self._orders.close()
-        self.process.join(KILL_AFTER_S)
+        self.process.join(KILL_AFTER_S if self.ready.is_set() else 0)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()

@@ -27,6 +27,8 @@ class StudyJob:
     def __init__(self, spec: study.StudySpec, url: str, workers: int, trainer: WarmTrainer):
         self.spec, self.url, self.workers = spec, url, workers
         self._storage = None  # opened on the first look: the page looks every second
+        # Kept whole: its queue and events must outlive the child's start, which unpickles them from here.
+        self.trainer = trainer
         self.stop_event = trainer.stop
         self.process = trainer.process
         trainer.hand(("study", spec.to_dict(), url, workers))
