@@ -168,6 +168,9 @@ def live_view() -> None:
     job = ui.job_manager().job
     if job is None:
         st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
+        # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show
+        # at once, and the browser's setting-up does not take the CPU from the training's first seconds.
+        draw_charts({"samples_seen": [], "loss": []}, 1, (), 1 if "epochs" in errors else config.epochs)
         return
     snap = job.snapshot()
     if snap.running != polling:
@@ -224,9 +227,14 @@ def live_view() -> None:
 
     batches = snap.batches or {"samples_seen": [], "loss": []}
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
-    x = [s / size for s in batches["samples_seen"]]
-    live_charts([{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=snap.config.epochs)},
-                 {metric: charts.epoch_figure(snap.epochs, metric, snap.config.epochs) for metric in ("acc", "loss")}],
+    draw_charts(batches, size, snap.epochs, snap.config.epochs)
+
+
+def draw_charts(batches: dict, train_images: int, epochs, total_epochs: int) -> None:
+    """The live loss and accuracy charts of a run that trains on ``train_images`` images per epoch."""
+    x = [s / train_images for s in batches["samples_seen"]]
+    live_charts([{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=total_epochs)},
+                 {metric: charts.epoch_figure(epochs, metric, total_epochs) for metric in ("acc", "loss")}],
                 key="train.charts")
 
 
