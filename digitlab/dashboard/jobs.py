@@ -674,7 +674,7 @@ class JobManager:
             return self._take_trainer()
 
     def close(self) -> None:
-        """End the idle trainer and keep none ready (tests, and a server that shuts down)."""
+        """End the idle trainer and keep none ready from now on (until warm_up() is called again)."""
         with self._lock:
             self._keep_warm = False
             warm, self._warm = self._warm, None
