@@ -54,7 +54,7 @@ STOP_GRACE_S = 10.0  # after a Stop the trainer ignores this long, its process i
 KILL_AFTER_S = 3.0  # after SIGTERM, SIGKILL if the process is still there
 PROGRESS_FILE = ".job.json"
 STOP_FILE = ".stop"
-WARM_ENV = "DIGITLAB_WARM_TRAINER"  # "0": start no trainer ahead of a run (it holds ~0.4 GB while it waits)
+WARM_ENV = "DIGITLAB_WARM_TRAINER"  # "0": start no trainer ahead of a run (~0.5 GB of its own while it waits)
 _SPAWN = multiprocessing.get_context("spawn")  # never fork a process that already runs torch's thread pools
 
 
