@@ -578,32 +578,43 @@ def run_study(spec: StudySpec, data: MNIST, out: str | os.PathLike | None = None
               workers: int = DEFAULT_WORKERS, threads: int | None = None, stop=None,
               on_progress: Callable[[int, int], None] | None = None, heartbeat_s: int = HEARTBEAT_S,
               grace_s: int | None = None) -> Summary:
-    """Create or resume ``spec`` and train it with ``workers`` processes (1: in this process), then wait until every
-    trial has ended, those of other machines' ``work`` too, and return its summary. ``on_progress(done, total)``
-    follows the configurations as they end; ``stop`` ends every worker after its current batch."""
+    """Create or resume ``spec`` and train it with ``workers`` workers: this process (it has torch and ``data``
+    loaded already) and ``workers - 1`` spawned ones. Then wait until every trial has ended, those of other machines'
+    ``work`` too, and return its summary. ``on_progress(done, total)`` follows the configurations as they end;
+    ``stop`` ends every worker after its current batch."""
     url = storage_url(storage, out)
     store_ = open_storage(url, heartbeat_s=heartbeat_s, grace_s=grace_s)
     study = create_or_resume(spec, store_)
     context = multiprocessing.get_context("spawn")
     stop = stop or context.Event()
     progress = (lambda: on_progress(summarize(study, spec).ended, spec.total)) if on_progress else None
+    processes = []
     if workers > 1:
-        processes = spawn_workers(spec.name, url, data, out or checkpoints_root(), workers, stop, threads, heartbeat_s,
-                                  grace_s)
-        wait_for_workers(processes, progress)
-    elif threads:
+        threads = threads or max(1, cpu_threads() // workers)
+        processes = spawn_workers(spec.name, url, data, out or checkpoints_root(), workers - 1, stop, threads,
+                                  heartbeat_s, grace_s)
+    threads_before = os.environ.get("DIGITLAB_THREADS")
+    if threads:
         os.environ["DIGITLAB_THREADS"] = str(threads)
-    # Wait for the trials of other workers; take over the retries of the dead ones' trials.
-    while not stop.is_set():
-        work(spec.name, store_, data, RunStore(out), stop, progress)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        if _unfinished(study) == (0, 0):
-            break
-        if progress:
-            progress()
-        time.sleep(POLL_S)
+    try:
+        # Work as the first worker; then wait for the trials of the other workers, taking over the retries of the
+        # dead ones' trials.
+        while not stop.is_set():
+            work(spec.name, store_, data, RunStore(out), stop, progress)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            if _unfinished(study) == (0, 0):
+                break
+            if progress:
+                progress()
+            time.sleep(POLL_S)
+        wait_for_workers(processes, progress)
+    finally:
+        if threads_before is None:
+            os.environ.pop("DIGITLAB_THREADS", None)
+        else:
+            os.environ["DIGITLAB_THREADS"] = threads_before
     if progress:
         progress()
     return summarize(study, spec)

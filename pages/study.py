@@ -14,6 +14,7 @@ from digitlab.dashboard.text import markdown_literal
 ui.use_app_navigation()
 REFRESH_S = 1.0
 manager = StudyManager.for_store(ui.store())
+ui.job_manager().warm_up()  # the study's first worker, ready for the click (started on a background thread)
 
 st.title("Study")
 st.caption("Many runs from one action: repeats over seeds, grids of values, or a search. Each trial is an ordinary "

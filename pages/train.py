@@ -18,6 +18,7 @@ from digitlab.dashboard.ui.live_chart import live_charts
 ui.use_app_navigation()
 
 REFRESH_S = 0.8
+FIRST_POINTS_WAIT_S = 1.5  # after Train, the page waits this long at most for the first batches to draw them at once
 FORM = "train_form"  # the form's values, kept while other pages are shown (Streamlit drops unrendered widgets)
 
 
@@ -47,6 +48,8 @@ def on_model() -> None:
 def on_edit() -> None:
     st.session_state[widget("preset")] = CUSTOM
 
+
+ui.job_manager().warm_up()  # a trainer ready for the click (a background thread: this page does not wait for it)
 
 if FORM not in st.session_state:
     load_form({"preset": "fast", **form_values(preset("fast"))})
@@ -131,7 +134,7 @@ with left, st.container(border=True):
             st.error(f"Fix the {len(errors)} field(s) marked in red first.")
         else:
             try:
-                ui.job_manager().start(config, owner=ui.session_id())
+                started = ui.job_manager().start(config, owner=ui.session_id())
             except ReadOnlyError as err:
                 st.error(str(err))
             except StudyBusyError as busy:
@@ -143,6 +146,10 @@ with left, st.container(border=True):
                            f"({snap.run_id or 'starting'}), "
                            f"started by {whose}, {snap.progress:.0%} done. One run trains at a time; stop it or "
                            "wait for it to finish.")
+            else:
+                # A warm trainer's first batches arrive within a fraction of a second: draw the chart with them
+                # now rather than at the first poll, REFRESH_S later.
+                started.wait_for_batches(FIRST_POINTS_WAIT_S)
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -161,6 +168,9 @@ def live_view() -> None:
     job = ui.job_manager().job
     if job is None:
         st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
+        # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show
+        # at once, and the browser's setting-up does not take the CPU from the training's first seconds.
+        draw_charts({"samples_seen": [], "loss": []}, 1, (), 1 if "epochs" in errors else config.epochs)
         return
     snap = job.snapshot()
     if snap.running != polling:
@@ -217,9 +227,14 @@ def live_view() -> None:
 
     batches = snap.batches or {"samples_seen": [], "loss": []}
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
-    x = [s / size for s in batches["samples_seen"]]
-    live_charts([{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=snap.config.epochs)},
-                 {metric: charts.epoch_figure(snap.epochs, metric, snap.config.epochs) for metric in ("acc", "loss")}],
+    draw_charts(batches, size, snap.epochs, snap.config.epochs)
+
+
+def draw_charts(batches: dict, train_images: int, epochs, total_epochs: int) -> None:
+    """The live loss and accuracy charts of a run that trains on ``train_images`` images per epoch."""
+    x = [s / train_images for s in batches["samples_seen"]]
+    live_charts([{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=total_epochs)},
+                 {metric: charts.epoch_figure(epochs, metric, total_epochs) for metric in ("acc", "loss")}],
                 key="train.charts")
 
 

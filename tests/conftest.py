@@ -64,6 +64,13 @@ def _isolated_store(monkeypatch, tmp_path):
     monkeypatch.setenv("DIGITLAB_DRAWINGS", str(tmp_path / "default-drawings"))
 
 
+@pytest.fixture(autouse=True)
+def _no_warm_trainer(monkeypatch):
+    """Pages that would keep a trainer ready (a process with torch and MNIST) keep none in unit and AppTest tests;
+    the tests of the warm trainer turn it on, and the browser tests' server has it on."""
+    monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "0")
+
+
 def pytest_collection_modifyitems(items):
     """Mark the tests whose outcome depends on the data folder, so that CI can run them once more without it:
     browser tests (tests/e2e/) and those that take the real MNIST."""

@@ -3,8 +3,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import psutil
 import pytest
 
 from digitlab.config import TrainConfig
@@ -207,7 +209,12 @@ import sys, time
 from digitlab.dashboard.jobs import JobManager
 from digitlab.store import RunStore
 from tests.test_jobs import SLOW
-job = JobManager(RunStore(sys.argv[1]), sys.argv[2]).start(SLOW.replace(epochs=1000), owner="tab-1")
+manager = JobManager(RunStore(sys.argv[1]), sys.argv[2])
+if sys.argv[3] == "warm":
+    manager.warm_up()
+    while manager.warm_trainer is None or not manager.warm_trainer.ready.is_set():
+        time.sleep(0.02)
+job = manager.start(SLOW.replace(epochs=1000), owner="tab-1")
 while not job.snapshot().epochs:
     time.sleep(0.02)
 print(job.snapshot().run_id, flush=True)
@@ -215,11 +222,11 @@ time.sleep(300)
 """
 
 
-def orphan_a_trainer(store_root, data_root, env=None) -> str:
-    """Start a trainer through a JobManager in another process, then kill that process (a server's kill -9) once
-    an epoch has finished: the trainer goes on alone. Its run id."""
-    server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(store_root), str(data_root)], cwd=REPO,
-                              env=env, stdout=subprocess.PIPE, text=True)
+def orphan_a_trainer(store_root, data_root, env=None, warm=False) -> str:
+    """Start a trainer through a JobManager in another process (``warm``: the one it kept ready), then kill that
+    process (a server's kill -9) once an epoch has finished: the trainer goes on alone. Its run id."""
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(store_root), str(data_root),
+                               "warm" if warm else "cold"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     try:
         run_id = server.stdout.readline().strip()
     finally:
@@ -285,3 +292,168 @@ def test_read_only_mode_refuses_to_start_or_stop_a_job(manager, monkeypatch):
     monkeypatch.delenv("DIGITLAB_READ_ONLY")
     job.stop()
     assert job.join(30) and job.snapshot().status == "stopped"
+
+
+# --- the warm trainer ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def warm_manager(monkeypatch, tiny_data_root, store_root):
+    """A manager that keeps a trainer ready, as the dashboard's does; its idle trainer is ended afterwards."""
+    monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
+    manager = JobManager(RunStore(store_root), tiny_data_root)
+    yield manager
+    manager.close()
+
+
+def ready_trainer(manager):
+    """warm_up(), then the ready trainer once it has loaded MNIST."""
+    manager.warm_up()
+    wait_for(lambda: manager.warm_trainer is not None and manager.warm_trainer.ready.is_set())
+    return manager.warm_trainer
+
+
+def process_ended(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_train_hands_its_config_to_the_ready_trainer_and_a_fresh_one_is_ready_after_the_run(warm_manager):
+    warm = ready_trainer(warm_manager)
+    job = warm_manager.start(QUICK, owner="tab-1")
+    assert job._process is warm.process  # no process started at the click
+    assert warm_manager.warm_trainer is None  # taken
+    assert job.join(60) and job.snapshot().status == "completed"
+    assert warm_manager.store.read(job.snapshot().run_id).data["pid"] == warm.process.pid
+    wait_for(lambda: warm_manager.warm_trainer is not None)
+    after = warm_manager.warm_trainer
+    assert after.process.pid != warm.process.pid  # one trainer per run: nothing of the first run is left in it
+    wait_for(lambda: process_ended(warm.process.pid), 10)
+    second = warm_manager.start(QUICK.replace(epochs=1))
+    assert second._process is after.process and second.join(60) and second.snapshot().status == "completed"
+
+
+def test_a_warm_trainer_crash_fails_the_run_and_a_new_trainer_is_made_ready(warm_manager):
+    warm = ready_trainer(warm_manager)
+    job = warm_manager.start(SLOW)
+    wait_for(lambda: job.snapshot().epoch >= 2)
+    os.kill(warm.process.pid, signal.SIGKILL)
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "ended unexpectedly" in snap.message
+    assert warm_manager.store.read(snap.run_id).status == "interrupted"
+    wait_for(lambda: warm_manager.warm_trainer is not None)
+    assert warm_manager.warm_trainer.process.is_alive()
+
+
+def test_a_forced_stop_replaces_the_warm_trainer(monkeypatch, tmp_path, tiny_data_root, store_root):
+    pause_here(monkeypatch, tmp_path / "pause", "train.after_epoch")
+    monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
+    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    try:
+        warm = ready_trainer(manager)
+        pause_here(monkeypatch, tmp_path / "pause-none", "nowhere")  # the next trainer must not hang too
+        job = manager.start(SLOW)
+        wait_reached(tmp_path / "pause", "train.after_epoch")
+        job.stop()
+        assert job.join(15)
+        snap = job.snapshot()
+        assert snap.status == "stopped" and "by force" in snap.message and len(snap.epochs) == 1
+        assert not warm.process.is_alive()
+        wait_for(lambda: manager.warm_trainer is not None)
+        assert manager.warm_trainer.process.pid != warm.process.pid
+        second = manager.start(QUICK)
+        assert second.join(60) and second.snapshot().status == "completed"
+    finally:
+        manager.close()
+
+
+IDLE_SERVER_SCRIPT = """
+import sys, time
+from digitlab.dashboard.jobs import JobManager
+from digitlab.store import RunStore
+manager = JobManager(RunStore(sys.argv[1]), sys.argv[2])
+manager.warm_up()
+while manager.warm_trainer is None or not manager.warm_trainer.ready.is_set():
+    time.sleep(0.02)
+print(manager.warm_trainer.process.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_an_idle_warm_trainer_ends_when_its_server_dies(monkeypatch, tiny_data_root, store_root):
+    monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
+    server = subprocess.Popen([sys.executable, "-c", IDLE_SERVER_SCRIPT, str(store_root), str(tiny_data_root)],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(server.stdout.readline())
+        assert not process_ended(pid)
+    finally:
+        server.kill()  # a kill -9: no exit handler of the server's runs
+        server.wait()
+        server.stdout.close()
+    wait_for(lambda: process_ended(pid), 5)
+
+
+def test_read_only_mode_keeps_no_trainer_ready(warm_manager, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    before = {child.pid for child in psutil.Process().children()}
+    warm_manager.warm_up()
+    for thread in threading.enumerate():
+        if thread.name == "digitlab-warm-up":
+            thread.join()
+    assert warm_manager.warm_trainer is None
+    assert {child.pid for child in psutil.Process().children()} <= before
+
+
+def test_clear_caches_keeps_the_ready_trainer(monkeypatch, tiny_data_root, store_root):
+    import streamlit as st
+
+    from digitlab.dashboard import ui
+
+    monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
+    monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
+    monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
+    manager = ui.job_manager()
+    try:
+        warm = ready_trainer(manager)
+        st.cache_resource.clear()  # the menu's "Clear caches"
+        assert ui.job_manager().warm_trainer is warm and warm.process.is_alive()
+    finally:
+        manager.close()
+
+
+def test_a_trainer_started_warm_outlives_its_server_and_is_adopted(tiny_data_root, store_root):
+    run_id = orphan_a_trainer(store_root, tiny_data_root, {**os.environ, "DIGITLAB_WARM_TRAINER": "1"}, warm=True)
+    manager = JobManager(RunStore(store_root), tiny_data_root)
+    job = manager.job
+    assert isinstance(job, AdoptedJob) and job.running and job.snapshot().run_id == run_id
+    first = job.snapshot().samples_seen
+    wait_for(lambda: job.snapshot().samples_seen > first, 30)  # still training, alone
+    job.stop()
+    assert job.join(10) and job.snapshot().status == "stopped"
+
+
+def test_a_study_runs_in_the_ready_trainer_as_its_first_worker(monkeypatch, tiny_data_root, store_root):
+    from digitlab import study
+    from digitlab.dashboard.studies import StudyManager
+
+    monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
+    monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
+    store = RunStore(store_root)
+    jobs = JobManager.for_store(store)
+    try:
+        warm = ready_trainer(jobs)
+        spec = study.define_study("warm", QUICK, repeat=2, validation_size=50)
+        running = StudyManager.for_store(store).start(spec, workers=2)
+        assert running.process is warm.process and jobs.warm_trainer is None
+        running.process.join(120)
+        assert running.process.exitcode == 0
+        runs = store.list().runs
+        assert len(runs) == 2 and {r.status for r in runs} == {"completed"}
+        assert warm.process.pid in {r.data["pid"] for r in runs}  # it trained, it did not only wait
+        jobs.warm_up()  # the Train page's next visit: a trainer is made ready again
+        wait_for(lambda: jobs.warm_trainer is not None)
+    finally:
+        jobs.close()

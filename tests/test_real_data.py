@@ -10,10 +10,12 @@ from digitlab.store import RunStore, load_model
 MINIMUM_ACCURACY = {"mlp": 0.985, "lenet": 0.992, "cnn": 0.994, "resnet": 0.996}
 
 
-def test_fast_preset_reaches_98_5_percent(real_data):
-    end = [e for e in train(preset("fast"), real_data) if isinstance(e, RunEnd)][0]
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_preset_reaches_99_percent_in_its_epoch(real_data, seed):
+    """`python -m digitlab bench` times seeds 0, 1 and 2 to 99.0%: each must get there."""
+    end = [e for e in train(preset("fast").replace(seed=seed), real_data) if isinstance(e, RunEnd)][0]
     assert end.status == "completed"
-    assert end.test_acc >= 0.985, end.test_acc
+    assert end.test_acc >= 0.99, end.test_acc
 
 
 @pytest.mark.parametrize("model", list(MINIMUM_ACCURACY))

@@ -14,6 +14,12 @@ The trainer outlives its server (a kill -9, a crash): it finishes and records it
 server can show it and stop it, the child also keeps a progress file in its run folder and obeys a stop-request
 file there; a new JobManager adopts a live run that has one (AdoptedJob). A Stop that the trainer does not obey
 within STOP_GRACE_S (stuck before its first batch, say in a download) ends its process by force.
+
+The trainer is started before anyone presses Train (WarmTrainer): a spawned process that imports torch, sets its
+threads and reads MNIST into tensors, then waits on a pipe for one order, a run or a study. Pressing Train hands
+it the config at once, so the wait is the training, not the 5-6 s of starting a process. Each trainer carries out
+one order and ends; JobManager starts the next after the run, so nothing of one run leaks into the next. An idle
+trainer ends as soon as its server does; one at work outlives it, as above.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from digitlab.config import TrainConfig
-from digitlab.dashboard.access import require_writable
+from digitlab.dashboard.access import read_only, require_writable
 from digitlab.data import data_root as resolve_data_root
 from digitlab.pause import pause_point
 from digitlab.recorder import BatchTrace, epoch_record
@@ -47,7 +54,12 @@ STOP_GRACE_S = 10.0  # after a Stop the trainer ignores this long, its process i
 KILL_AFTER_S = 3.0  # after SIGTERM, SIGKILL if the process is still there
 PROGRESS_FILE = ".job.json"
 STOP_FILE = ".stop"
+WARM_ENV = "DIGITLAB_WARM_TRAINER"  # "0": start no trainer ahead of a run (~0.5 GB of its own while it waits)
 _SPAWN = multiprocessing.get_context("spawn")  # never fork a process that already runs torch's thread pools
+
+
+def warm_trainer_enabled() -> bool:
+    return os.environ.get(WARM_ENV, "1").strip() != "0"
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,7 @@ class _ChildReporter:
         self.progress: dict[str, Any] = {"owner": owner, "started_at": started_at, "epochs": []}
         self.pending: list = []
         self.rate = _Rate()
-        self.sent_at = time.monotonic()
+        self.sent_at = 0.0  # the first batch goes at once, so the chart shows it; later ones in bundles
         self.written_at = 0.0
         self.path: Path | None = None
 
@@ -207,10 +219,44 @@ def _read_progress(run_path: Path) -> dict[str, Any] | None:
     return progress if isinstance(progress, dict) else None
 
 
-def _train_in_child(config_json: str, store_root: str, data_root: str, owner: str, started_at: float, events,
-                    stop_event) -> None:
-    """The child process: train, record the run, and report to the parent. Messages are (kind, payload)."""
+def _warm_child(store_root: str, data_root: str, orders, events, stop_event, ready) -> None:
+    """The trainer's process: get ready (torch imported, its threads set, MNIST read into tensors),
+    then carry out one order from ``orders``: ("train", config_json, owner, started_at) or ("study", spec, url,
+    workers). An idle trainer ends when its server does: the pipe's other end closes, or the parent's sentinel
+    fires. Messages to the parent are (kind, payload) on ``events``."""
+    from multiprocessing.connection import wait
+
     from digitlab.data import load_mnist
+    from digitlab.device import pick_device, prepare
+    from digitlab.recorder import record_training  # noqa: F401 (imports the engine and torch now, not at the click)
+
+    data = load_error = None
+    try:
+        prepare(pick_device("auto"))
+        pause_point("train.before_data")
+        # As uint8 (55 MB). Scaling it to float32 now would save ~0.1 s of the run and hold 220 MB more all day.
+        data = load_mnist(data_root)
+    except Exception as err:  # said when an order comes: a missing MNIST fails that run, with the reason
+        load_error = err
+    ready.set()
+    parent = multiprocessing.parent_process()
+    wait([orders, *([parent.sentinel] if parent is not None else [])])
+    try:
+        order = orders.recv() if orders.poll() else None
+    except (EOFError, OSError):  # the server closed its end: it is gone
+        order = None
+    if order is None:
+        return
+    kind, *args = order
+    if kind == "train":
+        _train(data, load_error, store_root, events, stop_event, *args)
+    else:
+        _run_study(data, load_error, store_root, stop_event, *args)
+
+
+def _train(data, load_error: Exception | None, store_root: str, events, stop_event, config_json: str, owner: str,
+           started_at: float) -> None:
+    """Train one run, record it, and report to the parent."""
     from digitlab.engine import train
     from digitlab.recorder import record_training
 
@@ -218,8 +264,8 @@ def _train_in_child(config_json: str, store_root: str, data_root: str, owner: st
     stop = _StopSignal(stop_event)
     reporter = _ChildReporter(events, stop, owner, started_at)
     try:
-        pause_point("train.before_data")
-        data = load_mnist(data_root)
+        if load_error is not None:
+            raise load_error
         reporter.send("message", "Starting...")
         record = record_training(RunStore(store_root), config, train(config, data, stop), reporter)
         reporter.send("finished", {"status": record.status, "message": record.message, "final": record.final})
@@ -227,6 +273,60 @@ def _train_in_child(config_json: str, store_root: str, data_root: str, owner: st
         reporter.send("finished", {"status": "failed", "message": f"Training failed: {type(err).__name__}: {err}"})
     finally:
         reporter.clean_up()
+
+
+def _run_study(data, load_error: Exception | None, store_root: str, stop_event, spec: dict[str, Any], url: str,
+               workers: int) -> None:
+    """Run a study as its first worker; run_study starts the other workers."""
+    from digitlab import study
+
+    if load_error is not None:
+        raise load_error
+    # Its server ending (it terminates daemonic children) stops the study after the current batches, as Stop does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_event.set())
+    multiprocessing.current_process().daemon = False  # a daemonic process may not start the other workers
+    study.run_study(study.StudySpec.from_dict(spec), data, store_root, url, workers=workers, stop=stop_event)
+
+
+class WarmTrainer:
+    """A trainer process started ahead of its order (see _warm_child), with the queue it reports on and the event
+    that stops it. ``ready`` is set once it has loaded MNIST (or failed to)."""
+
+    def __init__(self, store: RunStore, data_root: str | Path | None = None):
+        self.stop = _SPAWN.Event()
+        self.events = _SPAWN.Queue()
+        self.ready = _SPAWN.Event()
+        # Paths are resolved here, so the child reads the same folders whatever its environment.
+        self.store_root = str(store.root.resolve())
+        self.data_root = str(resolve_data_root(data_root).resolve())
+        orders, self._orders = _SPAWN.Pipe(duplex=False)
+        self.process = _SPAWN.Process(target=_warm_child, name="digitlab-trainer", daemon=True,
+                                      args=(self.store_root, self.data_root, orders, self.events, self.stop,
+                                            self.ready))
+        self.process.start()
+        orders.close()  # the child's end: with only the server's end left here, the child sees EOF when it dies
+        self.ordered = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.ordered and self.process.is_alive()
+
+    def hand(self, order: tuple) -> None:
+        """Send the one order; a trainer that died meanwhile is found dead by whoever follows it."""
+        self.ordered = True
+        try:
+            self._orders.send(order)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """End an idle trainer: it sees its pipe close and returns, or is killed if it is still getting ready."""
+        self.ordered = True
+        self._orders.close()
+        self.process.join(KILL_AFTER_S if self.ready.is_set() else 0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 def _ended_unexpectedly(exit_code: int | None) -> str:
@@ -245,7 +345,9 @@ class _Job:
         self._finished = threading.Event()
         self._snapshot = snapshot
         self._stop_at: float | None = None  # time.monotonic() of the first Stop
+        self._first_batches = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="digitlab-training-follower", daemon=True)
+        self.on_finished: Callable[[], None] | None = None  # called by the follower once the job has finished
 
     def stop(self) -> None:
         """Ask the trainer to stop before its next batch; the run is kept with status stopped. A trainer that has
@@ -261,6 +363,12 @@ class _Job:
         """Wait until the job has finished (its run is written); True if it has."""
         return self._finished.wait(timeout)
 
+    def wait_for_batches(self, timeout: float) -> bool:
+        """Wait until the snapshot holds its first batches (or the job has finished); True if it does."""
+        self._first_batches.wait(timeout)
+        snapshot = self.snapshot()
+        return bool(snapshot.batches.get("loss")) or not snapshot.running
+
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             return self._snapshot
@@ -272,8 +380,13 @@ class _Job:
     def _update(self, **changes: Any) -> None:
         with self._lock:
             self._snapshot = replace(self._snapshot, version=self._snapshot.version + 1, **changes)
+        if changes.get("batches", {}).get("loss"):
+            self._first_batches.set()
         if changes.get("state") == "finished":
             self._finished.set()
+            self._first_batches.set()
+            if self.on_finished is not None:
+                self.on_finished()
 
     def _overdue(self) -> bool:
         return self._stop_at is not None and time.monotonic() - self._stop_at > self.stop_grace_s
@@ -325,25 +438,24 @@ class _Job:
 
 
 class TrainingJob(_Job):
+    """A run trained by a WarmTrainer (one started now, if none is given), followed through its queue."""
+
     def __init__(self, config: TrainConfig, store: RunStore, data_root: str | Path | None = None, owner: str = "",
-                 stop_grace_s: float = STOP_GRACE_S):
+                 stop_grace_s: float = STOP_GRACE_S, trainer: WarmTrainer | None = None):
         started_at = time.time()
+        trainer = trainer or WarmTrainer(store, data_root)
+        message = "Starting..." if trainer.ready.is_set() else "Loading MNIST..."
         super().__init__(JobSnapshot(state="running", config=config, owner=owner, started_at=started_at,
-                                     message="Loading MNIST..."), store, stop_grace_s)
-        self._stop = _SPAWN.Event()
-        self._events = _SPAWN.Queue()
+                                     message=message), store, stop_grace_s)
+        self._trainer = trainer
+        self._process, self._stop, self._events = self._trainer.process, self._trainer.stop, self._trainer.events
+        self._order = ("train", config.to_json(), owner, started_at)
         self._trace = BatchTrace()
         self._rate = _Rate()
         self._trace_published_at = 0.0
-        # Paths are resolved here, so the child reads the same folders whatever its environment.
-        self._process = _SPAWN.Process(
-            target=_train_in_child, name="digitlab-training", daemon=True,
-            args=(config.to_json(), str(store.root.resolve()), str(resolve_data_root(data_root).resolve()), owner,
-                  started_at, self._events, self._stop),
-        )
 
     def start(self) -> TrainingJob:
-        self._process.start()
+        self._trainer.hand(self._order)
         self._follower.start()
         return self
 
@@ -506,7 +618,8 @@ class JobManager:
     """At most one training job per server: a shared GPU or a 2-core CPU runs one training well, not two.
 
     On construction it adopts the run a dashboard trainer is still training in the store, if any (its server was
-    killed or restarted), so that it shows as the running job and can be stopped.
+    killed or restarted), so that it shows as the running job and can be stopped. Once warm_up() has been called
+    it keeps a WarmTrainer ready whenever nothing runs: Train and a study's first worker take it.
     """
 
     def __init__(self, store: RunStore, data_root: str | Path | None = None, stop_grace_s: float = STOP_GRACE_S):
@@ -515,9 +628,11 @@ class JobManager:
         self.stop_grace_s = stop_grace_s
         self._lock = threading.Lock()
         self._job: _Job | None = None
+        self._warm: WarmTrainer | None = None
+        self._keep_warm = False
         live = _live_dashboard_run(store)
         if live is not None:
-            self._job = AdoptedJob(*live, store, stop_grace_s).start()
+            self._job = self._follow(AdoptedJob(*live, store, stop_grace_s)).start()
 
     def start(self, config: TrainConfig, owner: str = "") -> TrainingJob:
         require_writable("Training")
@@ -532,13 +647,70 @@ class JobManager:
         with self._lock:
             if self._job is not None and self._job.running:
                 raise JobBusyError(self._job.snapshot())
-            self._job = TrainingJob(config, self.store, self.data_root, owner, self.stop_grace_s).start()
-            return self._job
+            job = TrainingJob(config, self.store, self.data_root, owner, self.stop_grace_s, self._take_trainer())
+            self._job = self._follow(job).start()
+            return job
+
+    def warm_up(self) -> None:
+        """Keep a trainer ready from now on: start one now, on a background thread, if none is and nothing runs.
+        Never in read-only mode, nor with DIGITLAB_WARM_TRAINER=0."""
+        if read_only() or not warm_trainer_enabled():
+            return
+        self._keep_warm = True
+        if self.warm_trainer is not None:
+            return
+        threading.Thread(target=self._replenish, name="digitlab-warm-up", daemon=True).start()
+
+    @property
+    def warm_trainer(self) -> WarmTrainer | None:
+        """The trainer that waits for the next order, if one does."""
+        warm = self._warm
+        return warm if warm is not None and warm.idle else None
+
+    def take_trainer(self) -> WarmTrainer:
+        """The ready trainer for an order of the caller's (a study), or a new one; the next is started once the
+        caller's work has ended and warm_up() is called again."""
+        with self._lock:
+            return self._take_trainer()
+
+    def close(self) -> None:
+        """End the idle trainer and keep none ready from now on (until warm_up() is called again)."""
+        with self._lock:
+            self._keep_warm = False
+            warm, self._warm = self._warm, None
+        if warm is not None and warm.idle:
+            warm.close()
+
+    def _take_trainer(self) -> WarmTrainer:
+        warm, self._warm = self._warm, None
+        if warm is not None and warm.idle and warm.data_root == str(resolve_data_root(self.data_root).resolve()):
+            return warm
+        if warm is not None:
+            warm.close()
+        return WarmTrainer(self.store, self.data_root)
+
+    def _follow(self, job: _Job) -> _Job:
+        job.on_finished = self._replenish
+        return job
+
+    def _replenish(self) -> None:
+        """Start the next trainer if one is to be kept ready and none is, while nothing runs. Never raises: it runs
+        on the follower thread of a job that has just finished."""
+        from digitlab.dashboard.studies import running_study  # deferred: studies imports this module
+
+        try:
+            with self._lock:
+                busy = (self._job is not None and self._job.running) or running_study(self.store) is not None
+                if not self._keep_warm or busy or self.warm_trainer is not None or read_only():
+                    return
+                self._warm = WarmTrainer(self.store, self.data_root)
+        except Exception:  # no trainer ready: the next Train starts one, and says what went wrong then
+            return
 
     @classmethod
     def for_store(cls, store: RunStore) -> JobManager:
         """The process's one JobManager over ``store``: a module global rather than a Streamlit cache, so that the
-        menu's "Clear caches" cannot drop the running job."""
+        menu's "Clear caches" cannot drop the running job, nor the trainer kept ready."""
         key = store.root.resolve()
         with _managers_lock:
             if key not in _managers:

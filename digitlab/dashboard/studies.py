@@ -3,7 +3,6 @@ process that spawns the workers, and followed from the study storage; the trials
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import plotly.graph_objects as go
 
 from digitlab import study
 from digitlab.dashboard.access import require_writable
+from digitlab.dashboard.jobs import JobManager, WarmTrainer
 from digitlab.store import RunStore
 
 
@@ -20,21 +20,18 @@ class StudyBusyError(RuntimeError):
     """Something else already runs: a study, or a training job (one job per server)."""
 
 
-def _run_in_child(spec: dict[str, Any], data_root: str | None, out: str, url: str, workers: int, stop) -> None:
-    from digitlab.data import load_mnist
-
-    study.run_study(study.StudySpec.from_dict(spec), load_mnist(data_root), out, url, workers=workers, stop=stop)
-
-
 class StudyJob:
-    def __init__(self, spec: study.StudySpec, store: RunStore, url: str, workers: int, data_root: str | None):
-        context = multiprocessing.get_context("spawn")
+    """A study run by a trainer process (the server's warm one, if ready) as its first worker; run_study there
+    starts the others."""
+
+    def __init__(self, spec: study.StudySpec, url: str, workers: int, trainer: WarmTrainer):
         self.spec, self.url, self.workers = spec, url, workers
         self._storage = None  # opened on the first look: the page looks every second
-        self.stop_event = context.Event()
-        self.process = context.Process(target=_run_in_child, daemon=False,
-                                       args=(spec.to_dict(), data_root, str(store.root), url, workers,
-                                             self.stop_event))
+        # Kept whole: its queue and events must outlive the child's start, which unpickles them from here.
+        self.trainer = trainer
+        self.stop_event = trainer.stop
+        self.process = trainer.process
+        trainer.hand(("study", spec.to_dict(), url, workers))
 
     @property
     def running(self) -> bool:
@@ -65,8 +62,8 @@ class StudyJob:
 class StudyManager:
     """At most one study per server, and none while a training job runs (JobManager refuses Train during a study)."""
 
-    def __init__(self, store: RunStore, data_root: str | None = None):
-        self.store, self.data_root = store, data_root
+    def __init__(self, store: RunStore):
+        self.store = store
         self._lock = threading.Lock()
         self.job: StudyJob | None = None
 
@@ -76,9 +73,8 @@ class StudyManager:
 
     def start(self, spec: study.StudySpec, workers: int, storage: str | None = None) -> StudyJob:
         require_writable("Starting a study")
-        from digitlab.dashboard.jobs import JobManager
-
-        training = JobManager.for_store(self.store).job
+        jobs = JobManager.for_store(self.store)
+        training = jobs.job
         with self._lock:
             if training is not None and training.running:
                 raise StudyBusyError("A run is training: one job at a time. Stop it on Train, or wait for it.")
@@ -87,8 +83,7 @@ class StudyManager:
                                      "wait for it.")
             url = study.storage_url(storage, self.store.root)
             study.create_or_resume(spec, study.open_storage(url))  # a refused definition is said here, not in a log
-            self.job = StudyJob(spec, self.store, url, min(workers, spec.total), self.data_root)
-            self.job.process.start()
+            self.job = StudyJob(spec, url, min(workers, spec.total), jobs.take_trainer())
             return self.job
 
     @classmethod

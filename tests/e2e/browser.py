@@ -43,7 +43,8 @@ def serve_app(store: Path, data_root: Path, log: Path, extra_env: dict[str, str]
     URL and stops it on exit."""
     port = free_port()
     env = {**os.environ, "DIGITLAB_CHECKPOINTS": str(store), "DIGITLAB_DATA": str(data_root),
-           "DIGITLAB_DRAWINGS": str(store.parent / "drawings"), **(extra_env or {})}
+           "DIGITLAB_DRAWINGS": str(store.parent / "drawings"),
+           "DIGITLAB_WARM_TRAINER": "1", **(extra_env or {})}  # as served by default: a trainer kept ready
     with open(log, "w") as log_file:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
