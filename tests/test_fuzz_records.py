@@ -81,6 +81,20 @@ def _strings(value):
             yield from _strings(item)
 
 
+def _json_within(value):
+    """``value`` with every string that holds a JSON object or list replaced by what it holds, all the way down."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _json_within(json.loads(value))
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {key: _json_within(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_within(item) for item in value]
+    return value
+
+
 def leaks(at) -> list[str]:
     """Hostile text that an element would render: Markdown sources with an unescaped pattern (escaped pairs like
     "\\[" removed before looking), Plotly text with a raw tag, and any text of over 1,000 characters (a long name
@@ -94,6 +108,8 @@ def leaks(at) -> list[str]:
             continue
         if kind == "plotly_chart":
             texts, raw = list(_strings(json.loads(proto.spec))), RAW_HTML
+        elif kind == "component_instance":  # the live charts: Plotly figures as JSON strings in JSON arguments
+            texts, raw = list(_strings(_json_within(json.loads(proto.json_args)))), RAW_HTML
         elif kind == "table":  # each cell's shown text is Markdown; the data itself stays raw (CSV, sorting)
             shown = convert_arrow_bytes_to_pandas_df(proto.arrow_data.styler.display_values)
             texts, raw = [str(v) for v in shown.to_numpy().ravel()], RAW_MARKDOWN
