@@ -32,7 +32,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from digitlab.data import scale_pixels
+from digitlab.inside import model_input
 from digitlab.predict import predict
 from digitlab.preprocess import canvas_image
 from digitlab.store import LoadedRun, atomic_write, remove_leftovers
@@ -505,8 +505,7 @@ def score(run: LoadedRun, drawings: Sequence[Drawing]) -> DrawingScore:
     the way the run was trained: its config.input_scaling)."""
     if not drawings:
         return DrawingScore(run.id, {}, {}, {})
-    batch = scale_pixels(torch.stack([d.image for d in drawings]), run.config.input_scaling)[:, None]  # (N, 1, 28, 28)
-    probs = predict(run.model, batch)
+    probs = predict(run.model, model_input(run, torch.stack([d.image for d in drawings])))  # (N, 10)
     confidence, predicted = probs.max(1)
     ids = [d.id for d in drawings]
     return DrawingScore(run.id, {d.id: d.label for d in drawings}, dict(zip(ids, predicted.tolist())),
