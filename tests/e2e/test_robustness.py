@@ -18,7 +18,8 @@ def test_a_rotation_sweep_draws_one_curve_per_model(new_tab):
     expect(chart).to_have_count(1)
     lengths = tab.trace_lengths("inside.perturb.chart")
     assert lengths.count(25) == 4, lengths  # a 25-step curve per shipped model, and their rings where answers change
-    assert "Rotation from -60° to +60°, 25 steps" in tab.page.locator("[data-testid='stMain']").inner_text()
+    # The strip's caption: expect() retries while the image element that carries it is still being drawn.
+    expect(tab.page.locator("[data-testid='stMain']")).to_contain_text("Rotation from -60° to +60°, 25 steps")
     assert tab.exceptions() == [] and tab.console_errors == []
 
 

@@ -31,6 +31,9 @@ def test_a_repeat_started_on_the_study_page_ends_in_a_grouped_compare_with_a_ban
     compare.wait_for(timeout=180000)
     captions = " ".join(tab.page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
     assert "study=browser rep trials=2 complete=2" in captions
+    # The page reruns as the study ends (and a new trainer is readied): a click during that rerun hits a button
+    # that is being replaced, as a person's would. Click on the settled page.
+    tab.wait_for_idle()
     compare.click()
     tab.page.wait_for_url("**/compare", timeout=30000)
     tab.wait_for_idle()
