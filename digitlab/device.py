@@ -9,6 +9,8 @@ import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Devices with fused SGD, Adam and AdamW kernels (torch's own list is private).
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda", "mps")
 
 
 class DeviceUnavailableError(RuntimeError):

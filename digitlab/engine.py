@@ -90,20 +90,25 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params, lr, wd = model.parameters(), config.lr, config.weight_decay
+    # One fused kernel for the whole update instead of a dozen ops per parameter: 0.5 ms of a 10 ms step of the
+    # fast preset on this CPU. Adadelta has no fused kernel.
+    fused = next(model.parameters()).device.type in devices.FUSED_OPTIMIZER_DEVICES
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd,
+                               fused=fused)
+    betas = (config.beta1, config.beta2)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd, fused=fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd, fused=fused)
     return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
 
 
-def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps: int):
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps: int):
     """(scheduler, steps per batch?) — onecycle and cosine move every batch, step every epoch."""
     if config.schedule == "onecycle":
         # Adadelta has no momentum for one-cycle to cycle; the rate still follows the cycle.
-        cycle_momentum = config.optimizer != "adadelta"
+        cycle_momentum = config.cycle_momentum and config.optimizer != "adadelta"
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps,
                                                    cycle_momentum=cycle_momentum), True
     if config.schedule == "cosine":
@@ -135,7 +140,7 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
     model = create_model(config.model, **config.model_options).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
     per_epoch = batch_count(len(split.train), config.batch_size)
-    scheduler, per_batch_schedule = _scheduler(config, optimizer, config.epochs * per_epoch)
+    scheduler, per_batch_schedule = make_scheduler(config, optimizer, config.epochs * per_epoch)
     precision = devices.resolve_precision(device, config.precision)
     scaler = devices.grad_scaler(device, precision)
     # Reading a loss back forces the host to wait for the device: on an accelerator, read them ten at a time.

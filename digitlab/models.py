@@ -32,6 +32,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
 
 CNN_POOLINGS = ("end", "each")
+CNN_PADDINGS = ("auto", "same", "valid")
 LENET_VARIANTS = ("lenet5", "three_conv")
 RESNET_HEADS = ("global", "flatten")
 
@@ -43,6 +44,9 @@ OPTION_HELP = {
     "dropout": "Share of dense-layer activations dropped during training, against overfitting.",
     "conv_dropout": "Dropout on the conv features before the dense layers.",
     "pooling": "end: one 2x2 max-pool after the convs (seed 000). each: a pool after every conv, much cheaper.",
+    "padding": "same pads each conv so its map keeps its size; valid does not, so a k x k conv trims k-1 px. auto: "
+               "same with pooling=each, valid with pooling=end (seed 000).",
+    "first_kernel": "Side of the first conv's kernel: 3, or 5 to see a whole stroke at once (LeNet, the fast preset).",
     "variant": "lenet5: LeNet-5 as in seed 001. three_conv: seed 004's LeNet-like 3-conv net.",
     "stem": "Channels of the first 3x3 conv.",
     "widths": "Channels of each residual stage, e.g. 32, 64, 128.",
@@ -291,7 +295,7 @@ def mlp(hidden: Sequence[int] = (512, 512, 512), batch_norm: bool = False, dropo
     return nn.Sequential(*layers)
 
 
-@register("cnn", choices={"pooling": CNN_POOLINGS})
+@register("cnn", choices={"pooling": CNN_POOLINGS, "padding": CNN_PADDINGS})
 def cnn(
     channels: Sequence[int] = (32, 64),
     hidden: int = 128,
@@ -300,11 +304,14 @@ def cnn(
     conv_dropout: float = 0.25,
     pooling: str = "end",
     dense_batch_norm: bool = True,
+    padding: str = "auto",
+    first_kernel: int = 3,
 ) -> nn.Module:
-    """3x3 convs then a dense layer.
+    """3x3 convs (the first may be 5x5 or 7x7) then a dense layer.
 
     pooling="end" is pytorch/examples' and seed 000's layout: unpadded convs, one 2x2 max-pool after the last.
-    pooling="each" pads every conv and pools after each one, so later convs run on smaller maps: far less compute.
+    pooling="each" pools after every conv, so later convs run on smaller maps: far less compute. Its convs are
+    padded unless padding="valid": the fast preset's 5x5 then 3x3 valid convs go 28 -> 24 -> 12 -> 10 -> 5 px.
     Seed 000: channels=(8, 16), hidden=64 (fc 2304-64-10). pytorch/examples: (32, 64), 128. Seed 003: channels=(28,),
     hidden=128 (fc 4732-128-10). dense_batch_norm=False keeps BatchNorm on the convs only (seed 002's CNN).
     """
@@ -315,15 +322,26 @@ def cnn(
     dropout = _check_dropout("dropout", dropout)
     conv_dropout = _check_dropout("conv_dropout", conv_dropout)
     pooling = _check_choice("pooling", pooling, CNN_POOLINGS)
+    padding = _check_choice("padding", padding, CNN_PADDINGS)
+    first_kernel = _check_int("first_kernel", first_kernel, 3, 7)
+    if first_kernel % 2 == 0:
+        raise OptionError("first_kernel", f"first_kernel must be 3, 5 or 7 (odd, so a padded conv stays centred), "
+                                          f"got {first_kernel}")
     max_convs = 4 if pooling == "each" else 6  # beyond this the 28x28 map shrinks to nothing
     if len(channels) > max_convs:
         raise OptionError("channels", f"channels allows at most {max_convs} convs with pooling={pooling!r}, got {len(channels)}")
+    padded = padding == "same" or (padding == "auto" and pooling == "each")
     layers: list[nn.Module] = []
     size = 28
     for i, (in_ch, out_ch) in enumerate(zip((1, *channels), channels)):
-        padding, pool = (1, True) if pooling == "each" else (0, i == len(channels) - 1)
-        layers += _conv_block(in_ch, out_ch, 3, batch_norm, padding=padding, pool=pool)
-        size = _conv_size(size, 3, padding=padding, pool=pool)
+        kernel = first_kernel if i == 0 else 3
+        pad, pool = kernel // 2 if padded else 0, pooling == "each" or i == len(channels) - 1
+        layers += _conv_block(in_ch, out_ch, kernel, batch_norm, padding=pad, pool=pool)
+        size = _conv_size(size, kernel, padding=pad, pool=pool)
+        if size < 1:
+            raise OptionError("channels", f"channels has {len(channels)} convs, and with pooling={pooling} and "
+                                          f"padding={padding} the 28x28 map shrinks to nothing at conv {i + 1}: use "
+                                          "fewer convs or padding=same")
     if conv_dropout:
         layers.append(Dropout(conv_dropout))
     layers.append(Flatten())

@@ -93,7 +93,8 @@ with left, st.container(border=True):
     if size := model_size(config, errors):
         st.caption(size)
 
-    sgd, step = config.optimizer == "sgd", config.schedule == "step"
+    sgd, adam, step = config.optimizer == "sgd", config.optimizer in ("adam", "adamw"), config.schedule == "step"
+    cycles = config.schedule == "onecycle" and config.optimizer != "adadelta"
 
     def row(*fields):
         """Widgets side by side, each with its error message under it."""
@@ -106,16 +107,20 @@ with left, st.container(border=True):
         return field, lambda: st.number_input(label, key=widget(field), step=step_by, format=fmt, disabled=disabled,
                                               on_change=on_edit, help=FIELD_HELP[field])
 
+    def checkbox(label, field, disabled=False):
+        return field, lambda: st.checkbox(label, key=widget(field), on_change=on_edit, disabled=disabled,
+                                          help=FIELD_HELP[field])
+
     def choice(label, field, options):
         return field, lambda: st.selectbox(label, options, key=widget(field), on_change=on_edit,
                                            help=FIELD_HELP[field])
 
     row(choice("Optimizer", "optimizer", OPTIMIZERS), number("Learning rate", "lr", 0.001, fmt="%.4g"))
-    row(number("Momentum", "momentum", 0.05, disabled=not sgd),
-        ("nesterov", lambda: st.checkbox("Nesterov", key=widget("nesterov"), on_change=on_edit, disabled=not sgd,
-                                         help=FIELD_HELP["nesterov"])))
+    row(number("Momentum", "momentum", 0.05, disabled=not sgd), checkbox("Nesterov", "nesterov", disabled=not sgd))
+    row(number("Adam β1", "beta1", 0.05, disabled=not adam), number("Adam β2", "beta2", 0.001, disabled=not adam,
+                                                                      fmt="%.4g"))
     row(number("Batch size", "batch_size", 32), number("Epochs", "epochs", 1))
-    row(choice("LR schedule", "schedule", SCHEDULES))
+    row(choice("LR schedule", "schedule", SCHEDULES), checkbox("Cycle momentum", "cycle_momentum", disabled=not cycles))
     row(number("Step gamma", "step_gamma", 0.05, disabled=not step), number("Step every (epochs)", "step_size", 1,
                                                                             disabled=not step))
     row(number("Weight decay", "weight_decay", 0.0001, fmt="%.4g"), number("Label smoothing", "label_smoothing", 0.05))

@@ -7,8 +7,9 @@ from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetErro
 
 def test_json_round_trip_keeps_every_field():
     config = TrainConfig(model="resnet", model_options={"widths": [16, 32]}, optimizer="sgd", lr=0.05,
-                         nesterov=True, batch_size=64, epochs=3, schedule="step", step_gamma=0.5, step_size=2,
-                         label_smoothing=0.1, augment="shift_rotate", seed=7, device="cpu", name="mine")
+                         nesterov=True, beta1=0.7, beta2=0.9, batch_size=64, epochs=3, schedule="step", step_gamma=0.5,
+                         step_size=2, cycle_momentum=False, label_smoothing=0.1, augment="shift_rotate", seed=7,
+                         device="cpu", name="mine")
     again = TrainConfig.from_json(config.to_json())
     assert again == config
     assert json.loads(config.to_json())["model_options"] == {"widths": [16, 32]}
@@ -23,7 +24,7 @@ def test_defaults_and_presets_are_valid():
 def test_validate_gives_one_message_per_bad_field():
     config = TrainConfig(batch_size=0, lr=0.0, epochs=10**6, optimizer="rmsprop", schedule="warp",
                          label_smoothing=1.0, augment="flip", seed=-1, device="tpu", weight_decay=-0.1,
-                         momentum=1.0, step_gamma=0.0, name="x" * 81)
+                         momentum=1.0, step_gamma=0.0, beta1=1.0, beta2=-0.1, name="x" * 81)
     errors = config.validate()
     assert errors["batch_size"] == "batch_size must be between 1 and 60000, got 0"
     assert errors["lr"] == "lr must be above 0 and at most 10, got 0.0"
@@ -34,16 +35,19 @@ def test_validate_gives_one_message_per_bad_field():
     assert "none, shift, shift_rotate" in errors["augment"]
     assert "seed" in errors and "device" in errors and "weight_decay" in errors
     assert "momentum" in errors and "step_gamma" in errors
+    assert errors["beta1"] == "beta1 must be at least 0 and below 1, got 1.0"
+    assert errors["beta2"] == "beta2 must be at least 0 and below 1, got -0.1"
     assert "at most 80 characters" in errors["name"]
     assert "model" not in errors
 
 
 def test_validate_rejects_wrong_types_and_nan():
-    errors = TrainConfig(batch_size="64", lr=float("nan"), epochs=2.5, nesterov="yes").validate()
+    errors = TrainConfig(batch_size="64", lr=float("nan"), epochs=2.5, nesterov="yes", cycle_momentum="no").validate()
     assert errors["batch_size"] == "batch_size must be an integer, got '64'"
     assert "lr must be" in errors["lr"]
     assert errors["epochs"] == "epochs must be an integer, got 2.5"
     assert "true or false" in errors["nesterov"]
+    assert errors["cycle_momentum"] == "cycle_momentum must be true or false, got 'no'"
 
 
 def test_validate_checks_model_and_its_options():
@@ -95,3 +99,9 @@ def test_from_dict_rejects_unknown_fields_and_bad_json():
         TrainConfig.from_json("{model: cnn")
     with pytest.raises(ConfigError, match="JSON object"):
         TrainConfig.from_json("[1, 2]")
+
+
+def test_describe_shows_adams_betas_only_where_they_apply_and_differ():
+    assert "betas" not in TrainConfig(optimizer="adam").describe()
+    assert "betas=0.7/0.9" in TrainConfig(optimizer="adamw", beta1=0.7, beta2=0.9).describe()
+    assert "betas" not in TrainConfig(optimizer="sgd", beta1=0.7, beta2=0.9).describe()

@@ -5,7 +5,8 @@ import torch
 
 from digitlab.config import TrainConfig
 from digitlab.data import MNIST
-from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, evaluate, train
+from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, evaluate, make_optimizer, make_scheduler, train
+from digitlab.models import create_model
 
 TINY = TrainConfig(model="mlp", model_options={"hidden": [32]}, optimizer="adam", lr=0.01, batch_size=64,
                    epochs=2, seed=3)
@@ -123,6 +124,33 @@ def test_every_optimizer_and_schedule_runs(tiny_data, optimizer, schedule):
         assert lrs[1] == pytest.approx(lrs[0] * 0.5)
     if schedule == "none":
         assert lrs[0] == lrs[1] == config.lr
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adams_betas_come_from_the_config_and_onecycle_cycles_beta1_only_when_asked(optimizer):
+    config = TINY.replace(optimizer=optimizer, beta1=0.7, beta2=0.9, schedule="onecycle", epochs=1)
+    seen = {}
+    for cycle in (False, True):
+        opt = make_optimizer(config.replace(cycle_momentum=cycle), create_model("mlp", hidden=[8]))
+        scheduler, _ = make_scheduler(config.replace(cycle_momentum=cycle), opt, 10)
+        betas = []
+        for _ in range(10):
+            opt.step()
+            scheduler.step()
+            betas.append(opt.param_groups[0]["betas"])
+        seen[cycle] = betas
+    assert set(seen[False]) == {(0.7, 0.9)}
+    assert len({b1 for b1, _ in seen[True]}) > 1 and all(0.85 <= b1 <= 0.95 for b1, _ in seen[True])
+
+
+def test_sgd_onecycle_keeps_the_configs_momentum_without_cycling():
+    config = TINY.replace(optimizer="sgd", momentum=0.5, schedule="onecycle", cycle_momentum=False)
+    opt = make_optimizer(config, create_model("mlp", hidden=[8]))
+    scheduler, _ = make_scheduler(config, opt, 10)
+    for _ in range(5):
+        opt.step()
+        scheduler.step()
+    assert opt.param_groups[0]["momentum"] == 0.5
 
 
 def test_invalid_config_is_refused(tiny_data):

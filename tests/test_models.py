@@ -73,6 +73,22 @@ def test_options_change_the_model():
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in create_model("cnn", batch_norm=True).modules())
 
 
+def test_cnn_valid_padding_and_a_5x5_first_conv_trim_the_map_as_the_fast_preset_says():
+    # 28 -(5x5)-> 24 -(pool)-> 12 -(3x3)-> 10 -(pool)-> 5: fc 32 * 5 * 5 = 800 -> 256 -> 10.
+    net = create_model("cnn", channels=[8, 32], first_kernel=5, padding="valid", pooling="each", hidden=256,
+                       dropout=0.0, conv_dropout=0.0)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(5, 5), (3, 3)] and [c.padding for c in convs] == [(0, 0), (0, 0)]
+    assert count_parameters(net) == (8 * 25 + 8) + (32 * 8 * 9 + 32) + (800 * 256 + 256) + (256 * 10 + 10)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    # padding=same keeps each map's size before its pool, whatever the kernel: 28 -> 14 -> 7.
+    same = create_model("cnn", channels=[8, 16], first_kernel=7, padding="same", pooling="each", hidden=32)
+    assert [m for m in same.modules() if isinstance(m, torch.nn.Linear)][0].in_features == 16 * 7 * 7
+    # The defaults keep every earlier run's layout: auto pads with pooling=each and not with pooling=end.
+    assert count_parameters(create_model("cnn", channels=[8, 16], hidden=64, padding="auto")) == \
+        count_parameters(create_model("cnn", channels=[8, 16], hidden=64, padding="valid"))
+
+
 def test_resnet_has_projection_shortcuts_only_where_shapes_change():
     from digitlab.models import BasicBlock
 
@@ -89,6 +105,10 @@ def test_resnet_has_projection_shortcuts_only_where_shapes_change():
         ("cnn", {"channels": [8, 0]}, "channels"),
         ("cnn", {"pooling": "sideways"}, "pooling"),
         ("cnn", {"channels": [8, 8, 8, 8, 8], "pooling": "each"}, "channels"),
+        ("cnn", {"padding": "full"}, "padding"),
+        ("cnn", {"first_kernel": 4}, "first_kernel"),
+        ("cnn", {"first_kernel": 9}, "first_kernel"),
+        ("cnn", {"channels": [8, 8, 8, 8], "pooling": "each", "padding": "valid"}, "channels"),
         ("lenet", {"variant": "lenet7"}, "variant"),
         ("resnet", {"widths": "wide"}, "widths"),
         ("resnet", {"blocks_per_stage": 0}, "blocks_per_stage"),

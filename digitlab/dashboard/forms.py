@@ -16,6 +16,10 @@ FIELD_HELP = {
     "lr": "Learning rate: the step size. Too high and the loss explodes; too low and nothing moves.",
     "momentum": "SGD only: how much of the previous step is kept (0.9 is usual; seed 004 used 0.5).",
     "nesterov": "SGD only: look-ahead momentum; needs momentum above 0.",
+    "beta1": "Adam and AdamW: how much of the previous gradient direction each step keeps (their momentum; 0.9 is "
+             "usual, the fast preset's 0.7 follows the rate more closely).",
+    "beta2": "Adam and AdamW: how long the running average of squared gradients remembers (0.999 is usual; the fast "
+             "preset's 0.9 forgets within about ten steps).",
     "weight_decay": "L2 penalty on the weights (with adamw: decoupled decay). 0 turns it off.",
     "batch_size": "Images per step. Larger is faster per image on a GPU; smaller often generalises better.",
     "epochs": "Passes over the 60,000 training images.",
@@ -23,6 +27,8 @@ FIELD_HELP = {
                 "anneal) or cosine.",
     "step_gamma": "step schedule: multiply the rate by this every step_size epochs (seed 000: 0.7 every epoch).",
     "step_size": "step schedule: epochs between two multiplications.",
+    "cycle_momentum": "onecycle schedule: also cycle SGD's momentum or Adam's β1 from 0.95 to 0.85 and back, against "
+                      "the rate (PyTorch's default). Off keeps the momentum or β1 set above.",
     "label_smoothing": "Train towards 90% instead of 100% confidence when 0.1: less over-confident models.",
     "augment": "Random shifts of up to 2 px (shift), plus rotations of up to 10 degrees (shift_rotate).",
     "seed": "The same seed and config give the same run on the CPU.",
