@@ -119,7 +119,10 @@ BACKGROUND = background("mnist")
 
 def normalize(images: torch.Tensor, scaling: str = "mnist") -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 model input (N, 1, 28, 28) under ``scaling``."""
-    return scale_pixels(images.float() / 255.0, scaling).unsqueeze(1)
+    mean, std = _scaling(scaling)
+    # The same steps as scale_pixels(images / 255), so the same bits, but in place on one copy: a new 188 MB tensor
+    # per step made scaling the training set take 0.22 s instead of 0.07 s, the longest wait before a first batch.
+    return images.unsqueeze(1).to(torch.float32, copy=True).div_(255.0).sub_(mean).div_(std)
 
 
 def validation_indices(train_size: int, validation_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ ui.use_app_navigation()
 
 REFRESH_S = 0.8
 FIRST_POINTS_WAIT_S = 1.5  # after Train, the page waits this long at most for the first batches to draw them at once
+FINISH_WAIT_S = 1.0  # near a run's end, the page waits this long past its last batch for the evaluation and record
 FORM = "train_form"  # the form's values, kept while other pages are shown (Streamlit drops unrendered widgets)
 
 
@@ -178,8 +179,13 @@ def live_view() -> None:
         draw_charts({"samples_seen": [], "loss": []}, 1, (), 1 if "epochs" in errors else config.epochs)
         return
     snap = job.snapshot()
-    if snap.running != polling:
-        st.rerun()  # started or finished since the page ran: switch polling on or off
+    if snap.running and not polling:
+        st.rerun()  # started since the page ran: switch polling on
+    if snap.running and snap.eta_s is not None and snap.eta_s < REFRESH_S:
+        # The last batches train before the next poll: wait for the run to be written, and show its summary then
+        # rather than up to REFRESH_S later.
+        job.join(timeout=snap.eta_s + FINISH_WAIT_S)
+        snap = job.snapshot()
     title = snap.config.name or f"{snap.config.model} run"
     mine = snap.owner == ui.session_id()
     st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {markdown_literal(title)}")
@@ -233,6 +239,8 @@ def live_view() -> None:
     batches = snap.batches or {"samples_seen": [], "loss": []}
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
     draw_charts(batches, size, snap.epochs, snap.config.epochs)
+    if polling and not snap.running:
+        st.rerun()  # finished since the page ran, and its summary is shown: switch polling off
 
 
 def draw_charts(batches: dict, train_images: int, epochs, total_epochs: int) -> None:

@@ -160,6 +160,47 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
     assert table.loc[table["Run"] == "app test run", "Status"].item() == "completed"
 
 
+def test_a_run_that_ends_before_the_next_poll_shows_its_summary_in_the_same_page_run(app_env, tmp_path):
+    """Near a run's end the page waits for it, rather than showing it running until a poll REFRESH_S later."""
+    from dataclasses import replace
+
+    from digitlab.dashboard import ui
+    from digitlab.dashboard.jobs import JobSnapshot
+
+    app_env(tmp_path / "store")
+    almost = JobSnapshot(state="running", config=TrainConfig(model="mlp", epochs=1), owner="", started_at=0.0,
+                         run_id="r1", train_size=1000, samples_seen=990, images_per_s=1000.0, batches_per_epoch=10,
+                         epoch=1, batch=9)
+    done = replace(almost, state="finished", status="completed", samples_seen=1000,
+                   final={"test_acc": 0.99, "test_loss": 0.05, "train_s": 1.0})
+
+    class EndingJob:  # what the page reads of a job, ending 10 ms from now
+        stop_grace_s = 10.0
+        waited_for: list[float] = []
+
+        def __init__(self):
+            self.snap = almost
+
+        def snapshot(self):
+            return self.snap
+
+        @property
+        def running(self):
+            return self.snap.running
+
+        def join(self, timeout=None):
+            self.waited_for.append(timeout)
+            self.snap = done
+            return True
+
+    ui.job_manager()._job = job = EndingJob()
+    at = open_app("pages/train.py")
+    assert_clean(at)
+    assert job.waited_for and job.waited_for[0] < 2
+    assert any(m.label == "Test accuracy" and m.value == "99.00%" for m in at.metric)
+    assert not at.get("progress")
+
+
 def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):
     app_env(tmp_path / "store")
     first = open_app("pages/train.py")

@@ -3,6 +3,7 @@ import torch
 
 from digitlab.data import (
     BACKGROUND,
+    INPUT_SCALINGS,
     MNIST_MEAN,
     MNIST_STD,
     RAW_FILES,
@@ -13,6 +14,7 @@ from digitlab.data import (
     data_root,
     load_mnist,
     normalize,
+    scale_pixels,
     to_device,
 )
 
@@ -54,6 +56,16 @@ def test_normalize_uses_mnist_constants():
     assert out.shape == (1, 1, 1, 2)
     assert out[0, 0, 0, 0].item() == pytest.approx(-MNIST_MEAN / MNIST_STD)
     assert out[0, 0, 0, 1].item() == pytest.approx((1 - MNIST_MEAN) / MNIST_STD)
+
+
+@pytest.mark.parametrize("scaling", list(INPUT_SCALINGS))
+def test_normalize_gives_the_very_bits_of_scale_pixels_and_leaves_its_input_alone(scaling):
+    """Every prediction scales pixels through scale_pixels; training through normalize. They must agree exactly, or
+    a stored test accuracy would not be what predict() gives."""
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    kept = images.clone()
+    assert torch.equal(normalize(images, scaling), scale_pixels(images.float() / 255.0, scaling).unsqueeze(1))
+    assert torch.equal(images, kept)
 
 
 def test_to_device_normalises_once_and_caches(tiny_data):

@@ -54,6 +54,9 @@ STOP_GRACE_S = 10.0  # after a Stop the trainer ignores this long, its process i
 KILL_AFTER_S = 3.0  # after SIGTERM, SIGKILL if the process is still there
 PROGRESS_FILE = ".job.json"
 STOP_FILE = ".stop"
+# After a job, the next trainer starts this much later: its imports take a core for ~3 s, which the page showing the
+# run's summary needs first.
+REPLENISH_AFTER_S = 1.5
 WARM_ENV = "DIGITLAB_WARM_TRAINER"  # "0": start no trainer ahead of a run (~0.5 GB of its own while it waits)
 _SPAWN = multiprocessing.get_context("spawn")  # never fork a process that already runs torch's thread pools
 
@@ -690,7 +693,12 @@ class JobManager:
         return WarmTrainer(self.store, self.data_root)
 
     def _follow(self, job: _Job) -> _Job:
-        job.on_finished = self._replenish
+        def replenish_soon() -> None:
+            timer = threading.Timer(REPLENISH_AFTER_S, self._replenish)
+            timer.daemon = True
+            timer.start()
+
+        job.on_finished = replenish_soon
         return job
 
     def _replenish(self) -> None:

@@ -130,14 +130,7 @@ class Tab:
     def trace_lengths(self, key: str, chart: str | None = None) -> list[int] | None:
         """Points per trace of the Plotly chart with ``key`` (drawn in the page), or of the live chart named
         ``chart`` in the frame with ``key``, read from the chart itself; None if not drawn."""
-        return self.page.evaluate(
-            """([selector, chart]) => { const host = document.querySelector(selector);
-                                        const frame = host && host.querySelector('iframe');
-                                        const root = frame ? frame.contentDocument : host;
-                                        const plot = root && root.querySelector(
-                                            chart ? `[data-chart="${chart}"].js-plotly-plot` : '.js-plotly-plot');
-                                        return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }""",
-            [self.keyed(key), chart])
+        return self.page.evaluate(f"([selector, chart]) => ({TRACE_LENGTHS_JS})(selector, chart)", [self.keyed(key), chart])
 
     def enter_text(self, key: str, text: str) -> None:
         """Type ``text`` into the keyed text or number input and press Enter, as a person would; wait for the run."""
@@ -150,6 +143,15 @@ class Tab:
         self.page.get_by_role("button", name=name, exact=True).click()
         self.wait_for_rerun()
 
+
+# A JavaScript function (selector, chart) -> points per trace of a Plotly chart, or null if not drawn: of the chart
+# in the element matching ``selector``, or of the live chart named ``chart`` in the component frame there.
+TRACE_LENGTHS_JS = """(selector, chart) => {
+    const host = document.querySelector(selector);
+    const frame = host && host.querySelector('iframe');
+    const root = frame ? frame.contentDocument : host;
+    const plot = root && root.querySelector(chart ? `[data-chart="${chart}"].js-plotly-plot` : '.js-plotly-plot');
+    return plot && plot.data ? plot.data.map(t => (t.x || []).length) : null; }"""
 
 CANVAS = "canvas"
 
