@@ -121,7 +121,8 @@ with left, st.container(border=True):
     row(number("Adam β1", "beta1", 0.05, disabled=not adam), number("Adam β2", "beta2", 0.001, disabled=not adam,
                                                                       fmt="%.4g"))
     row(number("Batch size", "batch_size", 32), number("Epochs", "epochs", 1))
-    row(choice("LR schedule", "schedule", SCHEDULES), checkbox("Cycle momentum", "cycle_momentum", disabled=not cycles))
+    row(choice("LR schedule", "schedule", SCHEDULES))
+    row(checkbox("Cycle momentum or β1", "cycle_momentum", disabled=not cycles))
     row(number("Step gamma", "step_gamma", 0.05, disabled=not step), number("Step every (epochs)", "step_size", 1,
                                                                             disabled=not step))
     row(number("Weight decay", "weight_decay", 0.0001, fmt="%.4g"), number("Label smoothing", "label_smoothing", 0.05))
