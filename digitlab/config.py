@@ -12,6 +12,7 @@ from digitlab.device import DEVICE_CHOICES, PRECISIONS, available_devices, pick_
 from digitlab.models import list_models, option_errors
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
+ADAM_OPTIMIZERS = ("adam", "adamw")  # those that beta1 and beta2 apply to
 SCHEDULES = ("none", "step", "onecycle", "cosine")
 MAX_BATCH_SIZE = 60000  # the training set's size: a larger batch is the same as the whole set
 MAX_EPOCHS = 1000
@@ -168,7 +169,7 @@ class TrainConfig:
     def describe(self) -> str:
         """One line of the hyperparameters that matter, for tables."""
         parts = [f"{self.optimizer} lr={self.lr:g}", f"batch={self.batch_size}", f"epochs={self.epochs}"]
-        if self.optimizer in ("adam", "adamw") and (self.beta1, self.beta2) != (0.9, 0.999):
+        if self.optimizer in ADAM_OPTIMIZERS and (self.beta1, self.beta2) != (0.9, 0.999):
             parts.append(f"betas={self.beta1:g}/{self.beta2:g}")
         if self.schedule != "none":
             parts.append(self.schedule)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.compare import train_size
-from digitlab.config import OPTIMIZERS, PRESETS, SCHEDULES, preset
+from digitlab.config import ADAM_OPTIMIZERS, OPTIMIZERS, PRESETS, SCHEDULES, preset
 from digitlab.data import AUGMENTATIONS, INPUT_SCALINGS
 from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
@@ -94,7 +94,7 @@ with left, st.container(border=True):
     if size := model_size(config, errors):
         st.caption(size)
 
-    sgd, adam, step = config.optimizer == "sgd", config.optimizer in ("adam", "adamw"), config.schedule == "step"
+    sgd, adam, step = config.optimizer == "sgd", config.optimizer in ADAM_OPTIMIZERS, config.schedule == "step"
     cycles = config.schedule == "onecycle" and config.optimizer != "adadelta"
 
     def row(*fields):

@@ -213,7 +213,7 @@ def main() -> None:
                 print(f"{PRESET} run from the page:      first chart point {first_point:.2f} s, finished summary "
                       f"{summary:.2f} s after the click; its train_s {train_s:.2f} s (summary - train_s = "
                       f"{summary - train_s:.2f} s)", flush=True)
-            first_point, summary, train_s = (statistics.median(column) for column in zip(*runs))
+            first_point, summary = (statistics.median(column) for column in list(zip(*runs))[:2])
             print(f"  median of {PAGE_RUNS}:                first chart point {first_point:.2f} s, finished summary "
                   f"{summary:.2f} s; summary - train_s {statistics.median(s - t for _, s, t in runs):.2f} s",
                   flush=True)
