@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from digitlab.dashboard import charts, ui
-from digitlab.dashboard.compare import train_size
+from digitlab.dashboard import live, ui
 from digitlab.config import ADAM_OPTIMIZERS, OPTIMIZERS, PRESETS, SCHEDULES, preset
 from digitlab.data import AUGMENTATIONS, INPUT_SCALINGS
 from digitlab.device import PRECISIONS, available_devices
@@ -13,13 +12,12 @@ from digitlab.dashboard.jobs import JobBusyError
 from digitlab.dashboard.studies import StudyBusyError, running_study
 from digitlab.dashboard.text import markdown_literal
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
-from digitlab.dashboard.ui.live_chart import live_charts
+from digitlab.dashboard.ui.live_chart import job_charts, live_charts
 
 ui.use_app_navigation()
 
-REFRESH_S = 0.8
 FIRST_POINTS_WAIT_S = 1.5  # after Train, the page waits this long at most for the first batches to draw them at once
-FINISH_WAIT_S = 1.0  # near a run's end, the page waits this long past its last batch for the evaluation and record
+CHARTS = "train.charts"
 FORM = "train_form"  # the form's values, kept while other pages are shown (Streamlit drops unrendered widgets)
 
 
@@ -155,51 +153,33 @@ with left, st.container(border=True):
                            "wait for it to finish.")
             else:
                 # A warm trainer's first batches arrive within a fraction of a second: draw the chart with them
-                # now rather than at the first poll, REFRESH_S later.
+                # now rather than at the frame's first read of the feed.
                 started.wait_for_batches(FIRST_POINTS_WAIT_S)
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-job = ui.job_manager().job
-polling = job is not None and job.running
-
-
-@st.fragment(run_every=REFRESH_S if polling else None)
+@st.fragment
 def live_view() -> None:
+    """The job's summary once it has ended; while it runs, its Stop button and the frame that follows it (which
+    reruns this fragment when the job ends: the page is not rerun to update the charts)."""
     job = ui.job_manager().job
     if job is None:
         st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
         # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show
         # at once, and the browser's setting-up does not take the CPU from the training's first seconds.
-        draw_charts({"samples_seen": [], "loss": []}, 1, (), 1 if "epochs" in errors else config.epochs)
+        live_charts(live.chart_rows(live.EMPTY_TRACE, 1, (), 1 if "epochs" in errors else config.epochs),
+                    key=CHARTS)
         return
     snap = job.snapshot()
-    if snap.running and not polling:
-        st.rerun()  # started since the page ran: switch polling on
-    if snap.running and snap.eta_s is not None and snap.eta_s < REFRESH_S:
-        # The last batches train before the next poll: wait for the run to be written, and show its summary then
-        # rather than up to REFRESH_S later.
-        job.join(timeout=snap.eta_s + FINISH_WAIT_S)
-        snap = job.snapshot()
     title = snap.config.name or f"{snap.config.model} run"
     mine = snap.owner == ui.session_id()
     st.subheader(f"{ui.STATUS_ICONS.get(snap.status, '')} {markdown_literal(title)}")
-    st.caption(f"`{snap.run_id or '…'}` · {snap.config.model} · {snap.param_count:,} parameters · "
-               f"{snap.device_name or '…'} · {snap.precision or '…'}" + ("" if mine else " · started in another tab"))
+    caption = (f"`{snap.run_id or '…'}` · {snap.config.model} · {snap.param_count:,} parameters · "
+               f"{snap.device_name or '…'} · {snap.precision or '…'}"
+               + ("" if mine else " · started in another tab"))
     with st.container():  # running or finished: the charts below keep their place, and are not remounted
         if snap.running:
-            bar, stop = st.columns([4, 1], vertical_alignment="bottom")
-            text = (f"Epoch {snap.epoch}/{snap.config.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
-                    f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
-            if snap.stop_requested:
-                text = f"Stopping... (ended by force if it has not stopped {job.stop_grace_s:g} s after the request)"
-            bar.progress(snap.progress, text=markdown_literal(snap.message) or text)
+            about, stop = st.columns([4, 1], vertical_alignment="center")
+            about.caption(caption)
             if stop.button("Stop", icon=":material/stop:", key="train.stop", width="stretch",
                            **ui.state_changing(disabled=snap.stop_requested)):
                 try:
@@ -208,15 +188,16 @@ def live_view() -> None:
                     st.error(str(err))
                 else:
                     # The trainer ends within a batch (plus one evaluation if no epoch has finished): show the summary
-                    # as soon as it has, rather than at the next poll.
+                    # as soon as it has, rather than when the frame notices.
                     job.join(timeout=10)
-                    st.rerun()
+                    st.rerun(scope="fragment")
         else:
+            st.caption(caption)
             final = snap.final
             summary = [
                 ("Test accuracy", f"{final['test_acc']:.2%}" if "test_acc" in final else "–"),
                 ("Test loss", f"{final['test_loss']:.4f}" if "test_loss" in final else "–"),
-                ("Train time", format_seconds(final.get("train_s"))),
+                ("Train time", live.format_seconds(final.get("train_s"))),
                 ("Parameters", f"{snap.param_count:,}"),
                 ("Epochs", f"{len(snap.epochs)} of {snap.config.epochs}"),
                 ("Status", snap.status),
@@ -236,20 +217,7 @@ def live_view() -> None:
                     links[1].page_link("pages/errors.py", label="See its mistakes →",
                                        query_params={"run": snap.run_id})
                     links[2].page_link("pages/draw.py", label="Draw for it →")
-
-    batches = snap.batches or {"samples_seen": [], "loss": []}
-    size = snap.train_size or train_size({"epochs": list(snap.epochs)})
-    draw_charts(batches, size, snap.epochs, snap.config.epochs)
-    if polling and not snap.running:
-        st.rerun()  # finished since the page ran, and its summary is shown: switch polling off
-
-
-def draw_charts(batches: dict, train_images: int, epochs, total_epochs: int) -> None:
-    """The live loss and accuracy charts of a run that trains on ``train_images`` images per epoch."""
-    x = [s / train_images for s in batches["samples_seen"]]
-    live_charts([{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=total_epochs)},
-                 {metric: charts.epoch_figure(epochs, metric, total_epochs) for metric in ("acc", "loss")}],
-                key="train.charts")
+    job_charts(job, key=CHARTS)
 
 
 with right:

@@ -160,26 +160,25 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
     assert table.loc[table["Run"] == "app test run", "Status"].item() == "completed"
 
 
-def test_a_run_that_ends_before_the_next_poll_shows_its_summary_in_the_same_page_run(app_env, tmp_path):
-    """Near a run's end the page waits for it, rather than showing it running until a poll REFRESH_S later."""
+def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app_env, tmp_path):
+    """While a job runs the page hands the charts' frame the job's feed to follow (it does not poll the job
+    itself); once the job has ended, the page's next run shows its summary and no feed."""
     from dataclasses import replace
 
-    from digitlab.dashboard import ui
+    from digitlab.dashboard import live, ui
     from digitlab.dashboard.jobs import JobSnapshot
+    from digitlab.dashboard.ui import live_chart
 
     app_env(tmp_path / "store")
-    almost = JobSnapshot(state="running", config=TrainConfig(model="mlp", epochs=1), owner="", started_at=0.0,
-                         run_id="r1", train_size=1000, samples_seen=990, images_per_s=1000.0, batches_per_epoch=10,
-                         epoch=1, batch=9)
-    done = replace(almost, state="finished", status="completed", samples_seen=1000,
+    going = JobSnapshot(state="running", config=TrainConfig(model="mlp", epochs=1), owner="", started_at=5.0,
+                        run_id="r1", train_size=1000, samples_seen=500, images_per_s=1000.0, batches_per_epoch=10,
+                        epoch=1, batch=5, version=3)
+    done = replace(going, state="finished", status="completed", samples_seen=1000, version=4,
                    final={"test_acc": 0.99, "test_loss": 0.05, "train_s": 1.0})
 
-    class EndingJob:  # what the page reads of a job, ending 10 ms from now
+    class Job:  # what the page and the feed read of a job
         stop_grace_s = 10.0
-        waited_for: list[float] = []
-
-        def __init__(self):
-            self.snap = almost
+        snap = going
 
         def snapshot(self):
             return self.snap
@@ -189,16 +188,29 @@ def test_a_run_that_ends_before_the_next_poll_shows_its_summary_in_the_same_page
             return self.snap.running
 
         def join(self, timeout=None):
-            self.waited_for.append(timeout)
-            self.snap = done
-            return True
+            return not self.snap.running
 
-    ui.job_manager()._job = job = EndingJob()
+    def frame_args(at):
+        (frame,) = at.get("component_instance")
+        return json.loads(frame.proto.json_args)
+
+    ui.job_manager()._job = job = Job()
     at = open_app("pages/train.py")
     assert_clean(at)
-    assert job.waited_for and job.waited_for[0] < 2
+    assert at.button(key="train.stop")
+    args = frame_args(at)
+    assert args["feed"]["job"] == live.job_key(going) and args["payload"]["running"]
+    feed = json.loads((live_chart.FOLDER / args["feed"]["url"]).read_text())
+    assert feed["job"] == live.job_key(going) and feed["progress"]["fraction"] == 0.5
+    assert not at.metric
+
+    job.snap = done  # the feed writes this, and the frame sets its value: the fragment runs again
+    at.run()
+    assert_clean(at)
     assert any(m.label == "Test accuracy" and m.value == "99.00%" for m in at.metric)
-    assert not at.get("progress")
+    assert frame_args(at)["feed"] is None and not frame_args(at)["payload"]["running"]
+    live_chart.follow(job).join(timeout=10)  # its feed has seen the end too
+    assert not json.loads((live_chart.FOLDER / live_chart.FEED_FILE).read_text())["running"]
 
 
 def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):

@@ -36,7 +36,7 @@ PRESET = "fast"
 # Throughput is compared over this many epochs of PRESET, in the CLI and from the page: one epoch is now ~2.5 s,
 # short enough for the click's own page run and the first chart to weigh on a steady rate.
 THROUGHPUT_EPOCHS = 3
-THROUGHPUT_ROUNDS = 2
+THROUGHPUT_ROUNDS = 5  # the machine drifts by 20% and more within minutes: a median of pairs
 PAGE_RUNS = 3  # one-epoch runs of PRESET from the page, each timed from the click
 
 
@@ -54,6 +54,14 @@ def cli_throughput(store: Path, env: dict[str, str]) -> float:
     return images_per_second(run_json)
 
 
+def cmdline(process: psutil.Process) -> list[str]:
+    """A process's command line; none for one that has ended (a trainer its server has not reaped yet)."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 def ready_trainer(url: str, timeout: float = 300.0) -> psutil.Process:
     """The trainer the server at ``url`` keeps ready, once it waits for its order: a spawned child of the server
     whose CPU time has stopped growing (torch imported, MNIST loaded)."""
@@ -62,7 +70,7 @@ def ready_trainer(url: str, timeout: float = 300.0) -> psutil.Process:
                   if f"--server.port={port}" in " ".join(p.info["cmdline"] or []))
     deadline, last, still = time.time() + timeout, None, 0
     while time.time() < deadline:
-        trainers = [c for c in server.children() if "spawn_main" in " ".join(c.cmdline())]
+        trainers = [c for c in server.children() if "spawn_main" in " ".join(cmdline(c))]
         if len(trainers) == 1:
             cpu = sum(trainers[0].cpu_times()[:2])
             still = still + 1 if cpu == last else 0
@@ -73,20 +81,29 @@ def ready_trainer(url: str, timeout: float = 300.0) -> psutil.Process:
     raise RuntimeError("the server kept no trainer ready")
 
 
-# Installed in the page just before the click on Train: the page itself notes the click, the first point of the
-# loss chart and the summary's appearance, looking every 50 ms. Asking from the benchmark instead, a round trip
-# through Playwright every 50 ms, took so much CPU that the run it timed trained 40-70% slower than the CLI.
+# Installed in the page just before the click on Train: the page itself notes the click, the first points of the
+# new run on the loss chart and the summary's appearance, looking every 50 ms. Asking from the benchmark instead,
+# a round trip through Playwright every 50 ms, took so much CPU that the run it timed trained 40-70% slower than
+# the CLI.
 WATCH_RUN = f"""([selector, chart]) => {{
     const marks = window.runMarks = {{click: null, firstPoint: null, running: false, summary: null}};
+    // The chart still shows the last run's curve at the click: its first point is the first change of that.
+    const shown = ({TRACE_LENGTHS_JS})(selector, chart);
+    const before = shown ? shown[0] : 0;
     document.addEventListener("click", () => {{ marks.click = marks.click ?? performance.now(); }}, true);
     const timer = setInterval(() => {{
         if (marks.click === null) return;
         marks.running = marks.running || document.querySelector(".st-key-train-stop") !== null;
         if (!marks.running) return;
         const lengths = ({TRACE_LENGTHS_JS})(selector, chart);
-        if (marks.firstPoint === null && lengths && lengths[0]) marks.firstPoint = performance.now();
+        if (marks.firstPoint === null && lengths && lengths[0] && lengths[0] !== before) {{
+            marks.firstPoint = performance.now();
+        }}
+        // The summary of a run: the metrics without the Stop button (the last run's, still on the page while the
+        // click's script run has not ended, do not count).
         const labels = document.querySelectorAll("[data-testid='stMetricLabel']");
-        if ([...labels].some(label => label.textContent.trim() === "Test accuracy")) {{
+        const stopped = document.querySelector(".st-key-train-stop") === null;
+        if (stopped && [...labels].some(label => label.textContent.trim() === "Test accuracy")) {{
             marks.summary = performance.now();
             clearInterval(timer);
         }}
@@ -146,9 +163,9 @@ def dashboard_throughput(tab: Tab, store: Path) -> float:
 def refresh_intervals(tab: Tab, store: Path) -> list[float]:
     """Seconds between successive updates of the live loss chart, read from the chart in the page."""
     run_json = open_training(tab, store, epochs=2)
-    tab.page.get_by_role("button", name="Stop").wait_for(timeout=60000)
+    tab.page.locator(tab.keyed("train.stop")).get_by_role("button").wait_for(timeout=60000)
     changes, last = [], None
-    while tab.page.get_by_role("button", name="Stop").count():
+    while tab.page.locator(tab.keyed("train.stop")).get_by_role("button").count():
         lengths = tab.trace_lengths("train.charts", "batch_loss")
         points = lengths[0] if lengths else 0
         if points and points != last:

@@ -132,6 +132,13 @@ class Tab:
         ``chart`` in the frame with ``key``, read from the chart itself; None if not drawn."""
         return self.page.evaluate(f"([selector, chart]) => ({TRACE_LENGTHS_JS})(selector, chart)", [self.keyed(key), chart])
 
+    def live_progress(self, key: str) -> str | None:
+        """The progress line of the running job in the live charts' frame with ``key``; None if none is shown."""
+        return self.page.evaluate("""(selector) => {
+            const frame = document.querySelector(`${selector} iframe`);
+            const bar = frame && frame.contentDocument && frame.contentDocument.getElementById('progress');
+            return bar && !bar.hidden ? bar.innerText : null; }""", self.keyed(key))
+
     def enter_text(self, key: str, text: str) -> None:
         """Type ``text`` into the keyed text or number input and press Enter, as a person would; wait for the run."""
         field = self.page.locator(self.keyed(key)).locator("input")

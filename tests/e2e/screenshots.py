@@ -51,11 +51,10 @@ def train_mid_run(tab: Tab, seed: int) -> None:
     tab.enter_text("train.seed", str(seed))
     tab.enter_text("train.name", f"fast, seed {seed}")
     tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
-    tab.page.get_by_role("button", name="Stop").wait_for(timeout=30000)
+    tab.page.locator(tab.keyed("train.stop")).get_by_role("button").wait_for(timeout=30000)
     deadline = time.time() + 60
     while time.time() < deadline:  # a third of the way: curves with some length, the progress bar half full
-        text = tab.page.locator("[data-testid='stProgress']").inner_text() if tab.page.locator(
-            "[data-testid='stProgress']").count() else ""
+        text = tab.live_progress("train.charts") or ""
         lengths = tab.trace_lengths("train.charts", "batch_loss") or [0]
         if lengths[0] >= 40 and "batch" in text:
             return

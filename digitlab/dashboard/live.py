@@ -1,0 +1,103 @@
+"""What the Train page shows of a training job while it runs: its progress bar and live charts, as a payload for
+the charts' frame (digitlab.dashboard.ui.live_chart).
+
+The page draws the first payload; a JobFeed writes later ones to a file that the frame reads, so the page is not
+rerun to update them. Both build them here, from the job's snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io
+
+from digitlab.dashboard import charts
+from digitlab.dashboard.compare import train_size
+from digitlab.store import atomic_write
+
+EMPTY_TRACE = {"samples_seen": [], "loss": []}
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def progress_text(snap, stop_grace_s: float) -> str:
+    """The line above a running job's progress bar (plain text): where it is and how fast, or why it waits."""
+    if snap.stop_requested:
+        return f"Stopping... (ended by force if it has not stopped {stop_grace_s:g} s after the request)"
+    if snap.message:
+        return snap.message
+    return (f"Epoch {snap.epoch}/{snap.config.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
+            f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
+
+
+def chart_rows(batches: dict, train_images: int, epochs, total_epochs: int) -> list[dict[str, go.Figure]]:
+    """The live charts, in rows: the batch loss over a run that trains on ``train_images`` images per epoch, then
+    test accuracy and loss per epoch."""
+    x = [s / train_images for s in batches["samples_seen"]]
+    return [{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=total_epochs)},
+            {metric: charts.epoch_figure(epochs, metric, total_epochs) for metric in ("acc", "loss")}]
+
+
+def job_chart_rows(snap) -> list[dict[str, go.Figure]]:
+    size = snap.train_size or train_size({"epochs": list(snap.epochs)})
+    return chart_rows(snap.batches or EMPTY_TRACE, size, snap.epochs, snap.config.epochs)
+
+
+def job_key(snap) -> str:
+    """Tells one job from another (a server runs one at a time): its start time and who started it."""
+    return f"{snap.started_at!r}/{snap.owner}"
+
+
+def job_progress(snap, stop_grace_s: float) -> dict[str, Any] | None:
+    """The progress bar of a running job (its fraction, its line, and the seconds its batches have left, if
+    known), None once it has finished."""
+    if not snap.running:
+        return None
+    return {"fraction": snap.progress, "text": progress_text(snap, stop_grace_s), "eta_s": snap.eta_s}
+
+
+def payload(rows: Sequence[Mapping[str, go.Figure]], progress: dict[str, Any] | None = None,
+            job: str | None = None, version: int = 0) -> dict[str, Any]:
+    """What the frame shows at one moment: figures by name, a progress bar or None, and (for a job) which job and
+    which of its snapshots, so that the frame never replaces newer figures with older ones."""
+    names = [list(row) for row in rows]
+    figures = {name: plotly.io.to_json(figure, validate=False) for row in rows for name, figure in row.items()}
+    if len(figures) != sum(map(len, names)):
+        raise ValueError(f"chart names must be unique across rows: {names}")
+    return {"rows": names, "figures": figures, "progress": progress, "job": job, "version": version,
+            "running": progress is not None}
+
+
+def job_payload(job) -> dict[str, Any]:
+    """The payload of a TrainingJob or AdoptedJob as it is now."""
+    snap = job.snapshot()
+    return payload(job_chart_rows(snap), job_progress(snap, job.stop_grace_s), job_key(snap), snap.version)
+
+
+class JobFeed(threading.Thread):
+    """Writes a running job's payload to ``path`` every ``every_s`` seconds, and its last one as soon as the job
+    ends, then stops. ``job``: a TrainingJob or AdoptedJob (snapshot(), join(), stop_grace_s)."""
+
+    def __init__(self, job, key: str, path: Path, every_s: float):
+        super().__init__(name="digitlab-live-feed", daemon=True)
+        self.job, self.key, self.path, self.every_s = job, key, path, every_s
+
+    def publish(self) -> bool:
+        """Write the job's payload now; True while the job runs."""
+        update = job_payload(self.job)
+        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(update)), sync=False)
+        return update["running"]
+
+    def run(self) -> None:
+        while self.publish():
+            self.job.join(self.every_s)
