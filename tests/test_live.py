@@ -74,6 +74,7 @@ def test_jobs_are_told_apart_by_when_and_by_whom_they_were_started():
     assert live.job_key(RUNNING) != live.job_key(replace(RUNNING, started_at=100.6))
     assert live.job_key(RUNNING) != live.job_key(replace(RUNNING, owner="tab-2"))
     assert live.job_key(RUNNING) == live.job_key(FINISHED)
+    assert "tab-1" not in live.job_key(RUNNING)  # the feed does not publish who started it
 
 
 def test_the_feed_writes_a_job_s_last_payload_as_soon_as_it_ends_and_then_stops(tmp_path):

@@ -7,6 +7,7 @@ rerun to update them. Both build them here, from the job's snapshot.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -54,8 +55,9 @@ def job_chart_rows(snap) -> list[dict[str, go.Figure]]:
 
 
 def job_key(snap) -> str:
-    """Tells one job from another (a server runs one at a time): its start time and who started it."""
-    return f"{snap.started_at!r}/{snap.owner}"
+    """Tells one job from another (a server runs one at a time) by its start time and who started it, hashed: the
+    feed is readable by whoever can reach the server, and a tab's id is nobody else's business."""
+    return hashlib.sha256(f"{snap.started_at!r}/{snap.owner}".encode()).hexdigest()[:16]
 
 
 def job_progress(snap, stop_grace_s: float) -> dict[str, Any] | None:
