@@ -167,7 +167,9 @@ def test_a_worker_whose_trial_is_failed_under_it_goes_on(tiny_data, tmp_path):
     stop = threading.Event()
 
     def fail_the_first_then_stop():
-        while not found.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        # Once its run trains: a trial failed before its objective has begun is another case (CI's slow pass hung
+        # here, the worker never starting a second run).
+        while not (found.get_trials(states=(optuna.trial.TrialState.RUNNING,)) and RunStore(tmp_path).list().runs):
             time.sleep(0.05)
         storage.set_trial_state_values(found.get_trials()[0]._trial_id, optuna.trial.TrialState.FAIL)
         while len(RunStore(tmp_path).list().runs) < 2:  # the worker went on to the second trial
