@@ -79,7 +79,7 @@ def test_jobs_are_told_apart_by_when_and_by_whom_they_were_started():
 
 def test_the_feed_writes_a_job_s_last_payload_as_soon_as_it_ends_and_then_stops(tmp_path):
     job, path = FakeJob(RUNNING), tmp_path / "feed.json"
-    feed = live.JobFeed(job, live.job_key(RUNNING), path, every_s=60.0)  # a minute between routine writes
+    feed = live.JobFeed(job, path, every_s=60.0)  # a minute between routine writes
     assert feed.publish()
     assert json.loads(path.read_text())["version"] == 7
     feed.start()

@@ -90,13 +90,14 @@ class JobFeed(threading.Thread):
     """Writes a running job's payload to ``path`` every ``every_s`` seconds, and its last one as soon as the job
     ends, then stops. ``job``: a TrainingJob or AdoptedJob (snapshot(), join(), stop_grace_s)."""
 
-    def __init__(self, job, key: str, path: Path, every_s: float):
+    def __init__(self, job, path: Path, every_s: float):
         super().__init__(name="digitlab-live-feed", daemon=True)
-        self.job, self.key, self.path, self.every_s = job, key, path, every_s
+        self.job, self.path, self.every_s = job, path, every_s
+        self.key = job_key(job.snapshot())
 
-    def publish(self) -> bool:
-        """Write the job's payload now; True while the job runs."""
-        update = job_payload(self.job)
+    def publish(self, update: dict[str, Any] | None = None) -> bool:
+        """Write ``update`` (by default, the job's payload now); True while the job runs."""
+        update = job_payload(self.job) if update is None else update
         atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(update)), sync=False)
         return update["running"]
 

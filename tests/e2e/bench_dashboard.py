@@ -137,7 +137,7 @@ def open_training(tab: Tab, store: Path, epochs: int) -> Path:
 def start_training(tab: Tab, store: Path) -> Path:
     """Press Train on the page as it is; the new run's run.json."""
     before = set(store.glob("*/run.json"))
-    tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
+    tab.button("train.start").click()
     deadline = time.time() + 60
     while not set(store.glob("*/run.json")) - before:
         if time.time() > deadline:
@@ -163,9 +163,9 @@ def dashboard_throughput(tab: Tab, store: Path) -> float:
 def refresh_intervals(tab: Tab, store: Path) -> list[float]:
     """Seconds between successive updates of the live loss chart, read from the chart in the page."""
     run_json = open_training(tab, store, epochs=2)
-    tab.page.locator(tab.keyed("train.stop")).get_by_role("button").wait_for(timeout=60000)
+    tab.button("train.stop").wait_for(timeout=60000)
     changes, last = [], None
-    while tab.page.locator(tab.keyed("train.stop")).get_by_role("button").count():
+    while tab.button("train.stop").count():
         lengths = tab.trace_lengths("train.charts", "batch_loss")
         points = lengths[0] if lengths else 0
         if points and points != last:

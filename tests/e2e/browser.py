@@ -127,6 +127,11 @@ class Tab:
         """The CSS selector of the element the app gave ``key`` (Streamlit writes dots as dashes)."""
         return f".st-key-{key.replace('.', '-')}"
 
+    def button(self, key: str):
+        """The button the app gave ``key``: a name can be ambiguous (Streamlit's toolbar has a Stop of its own while
+        a script runs)."""
+        return self.page.locator(self.keyed(key)).get_by_role("button")
+
     def trace_lengths(self, key: str, chart: str | None = None) -> list[int] | None:
         """Points per trace of the Plotly chart with ``key`` (drawn in the page), or of the live chart named
         ``chart`` in the frame with ``key``, read from the chart itself; None if not drawn."""

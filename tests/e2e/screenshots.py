@@ -50,8 +50,8 @@ def train_mid_run(tab: Tab, seed: int) -> None:
     tab.open("train")
     tab.enter_text("train.seed", str(seed))
     tab.enter_text("train.name", f"fast, seed {seed}")
-    tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
-    tab.page.locator(tab.keyed("train.stop")).get_by_role("button").wait_for(timeout=30000)
+    tab.button("train.start").click()
+    tab.button("train.stop").wait_for(timeout=30000)
     deadline = time.time() + 60
     while time.time() < deadline:  # a third of the way: curves with some length, the progress bar half full
         text = tab.live_progress("train.charts") or ""

@@ -41,11 +41,11 @@ def test_a_restarted_server_adopts_the_training_and_stops_it(browser, e2e_data_r
 
         with serve_app(store, e2e_data_root, tmp_path / "second-server.log") as url:
             tab = Tab(context.new_page(), url).open("train")
-            tab.page.locator(tab.keyed("train.stop")).get_by_role("button").wait_for(timeout=30000)
+            tab.button("train.stop").wait_for(timeout=30000)
             first = wait_until(lambda: loss_points(tab), 30, "the adopted run's chart")
             wait_until(lambda: loss_points(tab) > first, 30, "the adopted run's chart to keep updating")
             assert "e2e adopted" in tab.page.locator("h3").all_inner_texts()[0]
-            tab.page.locator(tab.keyed("train.stop")).get_by_role("button").click()
+            tab.button("train.stop").click()
             tab.page.get_by_text("Status", exact=True).wait_for(timeout=15000)
             assert metric(tab, "Status") == "stopped"
             assert tab.exceptions() == []

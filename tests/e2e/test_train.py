@@ -22,11 +22,6 @@ def metric(tab, label: str) -> str:
     return card.locator("[data-testid='stMetricValue']").inner_text().strip()
 
 
-def stop_button(tab):
-    """The Train page's Stop (Streamlit's toolbar has a Stop of its own while a script runs)."""
-    return tab.page.locator(tab.keyed("train.stop")).get_by_role("button")
-
-
 def loss_points(tab) -> int:
     lengths = tab.trace_lengths(LIVE_CHARTS, LOSS_CHART)
     return lengths[0] if lengths else 0
@@ -37,8 +32,8 @@ def start_training(tab, epochs: int | None = None, name: str | None = None) -> N
         tab.enter_text("train.epochs", str(epochs))
     if name is not None:
         tab.enter_text("train.name", name)
-    tab.page.locator(tab.keyed("train.start")).get_by_role("button").click()
-    stop_button(tab).wait_for(timeout=30000)
+    tab.button("train.start").click()
+    tab.button("train.stop").wait_for(timeout=30000)
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -73,7 +68,7 @@ def test_fast_preset_curves_grow_live_and_it_reaches_98_5_percent(new_tab):
         seen.append(loss_points(tab))
     assert len(set(seen)) >= 3, seen
     assert seen == sorted(seen)  # points are added, never reset
-    assert stop_button(tab).is_visible()  # all while it was still training
+    assert tab.button("train.stop").is_visible()  # all while it was still training
     # The charts grew without a script run: each one took ~0.17 s of the browser's CPU from the training.
     assert tab.page.evaluate("window.scriptRuns") == 0
     tab.page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120000)
@@ -88,7 +83,7 @@ def test_stop_ends_a_second_run_within_seconds(new_tab):
     start_training(tab, epochs=3, name="e2e stopped")
     wait_until(lambda: loss_points(tab) >= 20, 60, "the second run to train a little")
     pressed = time.time()
-    stop_button(tab).click()
+    tab.button("train.stop").click()
     tab.page.get_by_text("Status", exact=True).wait_for(timeout=15000)
     print(f"stop took {time.time() - pressed:.2f} s")
     assert time.time() - pressed < 5
@@ -102,7 +97,7 @@ def test_reload_during_training_shows_the_job_still_updating(new_tab):
     wait_until(lambda: loss_points(tab) >= 5, 60, "training to start")
     tab.page.reload()
     tab.wait_for_rerun()
-    stop_button(tab).wait_for(timeout=30000)  # the running job is shown again
+    tab.button("train.stop").wait_for(timeout=30000)  # the running job is shown again
     first = wait_until(lambda: loss_points(tab), 30, "the chart after the reload")
     wait_until(lambda: loss_points(tab) > first, 30, "the chart to keep updating after the reload")
     assert tab.exceptions() == []
@@ -132,12 +127,12 @@ def test_zoom_on_the_live_loss_chart_survives_the_refreshes(new_tab):
 
 def test_a_second_tab_is_told_someone_is_already_training(new_tab):
     other = new_tab().open("train")  # the run of the previous test is still training
-    stop_button(other).wait_for(timeout=30000)
-    other.page.locator(other.keyed("train.start")).get_by_role("button").click()
+    other.button("train.stop").wait_for(timeout=30000)
+    other.button("train.start").click()
     other.wait_for_rerun()
     warning = other.page.locator("[data-testid='stAlertContentWarning']").inner_text()
     assert "Already training" in warning and "another tab" in warning
-    stop_button(other).click()
+    other.button("train.stop").click()
     other.page.get_by_text("Status", exact=True).wait_for(timeout=15000)
     assert metric(other, "Status") == "stopped"
 

@@ -64,15 +64,15 @@ _feed: live.JobFeed | None = None
 _feed_lock = threading.Lock()
 
 
-def follow(job) -> live.JobFeed:
+def follow(job, payload: dict | None = None) -> live.JobFeed:
     """The feed of ``job`` (a JobSnapshot source with join() and stop_grace_s), started if it is not yet: one per
-    server, as the job is."""
+    server, as the job is. A new feed first writes ``payload`` (the job's payload as the page just drew it), or
+    the job's payload now."""
     global _feed
-    key = live.job_key(job.snapshot())
     with _feed_lock:
-        if _feed is None or _feed.key != key or not _feed.is_alive():
-            _feed = live.JobFeed(job, key, FOLDER / FEED_FILE, FEED_EVERY_S)
-            _feed.publish()  # before the frame first asks for it
+        if _feed is None or _feed.key != live.job_key(job.snapshot()) or not _feed.is_alive():
+            _feed = live.JobFeed(job, FOLDER / FEED_FILE, FEED_EVERY_S)
+            _feed.publish(payload)  # before the frame first asks for it
             _feed.start()
         return _feed
 
@@ -83,7 +83,7 @@ def job_charts(job, key: str) -> None:
     payload = live.job_payload(job)
     feed = None
     if payload["running"]:
-        follow(job)
+        follow(job, payload)
         feed = {"url": FEED_FILE, "job": payload["job"], "poll_ms": FEED_POLL_MS, "end_poll_ms": FEED_END_POLL_MS,
                 "near_end_s": FEED_NEAR_END_S}
     _component(payload=payload, feed=feed, key=key, default=None)
