@@ -37,7 +37,7 @@ PRESET = "fast"
 # short enough for the click's own page run and the first chart to weigh on a steady rate.
 THROUGHPUT_EPOCHS = 3
 THROUGHPUT_ROUNDS = 5  # the machine drifts by 20% and more within minutes: a median of pairs
-PAGE_RUNS = 3  # one-epoch runs of PRESET from the page, each timed from the click
+PAGE_RUNS = 5  # one-epoch runs of PRESET from the page, each timed from the click: the host drifts by 10-20%
 
 
 def images_per_second(run_json: Path) -> float:
@@ -113,9 +113,7 @@ WATCH_RUN = f"""([selector, chart]) => {{
 def fast_run_from_the_page(tab: Tab, store: Path) -> tuple[float, float, float]:
     """(seconds from the click on Train to the loss chart's first point, to the finished summary; the run's
     train_s) for one epoch of PRESET, pressed once the page's trainer is ready."""
-    tab.open("train")
-    tab.enter_text("train.epochs", "1")
-    ready_trainer(tab.base_url)
+    set_up_training(tab, epochs=1)
     tab.page.evaluate(WATCH_RUN, [tab.keyed("train.charts"), "batch_loss"])
     run_json = start_training(tab, store)
     wait_finished(run_json)
@@ -127,10 +125,17 @@ def fast_run_from_the_page(tab: Tab, store: Path) -> tuple[float, float, float]:
             json.loads(run_json.read_text())["final"]["train_s"])
 
 
-def open_training(tab: Tab, store: Path, epochs: int) -> Path:
-    """Open Train and press it on PRESET with ``epochs``; the new run's run.json."""
+def set_up_training(tab: Tab, epochs: int) -> None:
+    """Open Train on PRESET with ``epochs``, and wait as a person would before pressing it: until the page has
+    settled (its charts' frame loads plotly.js after the script run) and the trainer is ready."""
     tab.open("train")
     tab.enter_text("train.epochs", str(epochs))
+    ready_trainer(tab.base_url)
+
+
+def open_training(tab: Tab, store: Path, epochs: int) -> Path:
+    """Open Train and press it on PRESET with ``epochs`` once it has settled; the new run's run.json."""
+    set_up_training(tab, epochs)
     return start_training(tab, store)
 
 
