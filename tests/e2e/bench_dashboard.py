@@ -1,11 +1,12 @@
 """The dashboard's speed figures, measured in a real Chromium on real MNIST, printed:
 
-- the interval between live chart refreshes while training;
+- the interval between live chart refreshes while training, and how often the page read the job's feed per refresh;
 - training throughput with the dashboard open, against the CLI's on the same preset (and their ratio);
 - the time a page switch takes, from the click to the new page finished: script ended, and the last change
   to the page (charts included) made;
 - for a one-epoch run of the fast preset started from the Train page: click to the first point of the loss chart,
-  click to the finished summary, and that run's train_s;
+  click to the finished summary, and that run's train_s; beside it, the train_s of the same epoch run by the CLI
+  just before, which says how fast the (shared, drifting) host is at that moment;
 - the memory of the trainer the server keeps ready, while it waits (RSS and USS).
 
     DIGITLAB_DATA=../shared/data python -m tests.e2e.bench_dashboard [--server-env KEY=VALUE ...]
@@ -36,22 +37,23 @@ PRESET = "fast"
 # Throughput is compared over this many epochs of PRESET, in the CLI and from the page: one epoch is now ~2.5 s,
 # short enough for the click's own page run and the first chart to weigh on a steady rate.
 THROUGHPUT_EPOCHS = 3
-THROUGHPUT_ROUNDS = 5  # the machine drifts by 20% and more within minutes: a median of pairs
+THROUGHPUT_ROUNDS = 10  # one pair's ratio spans 75-120% (the host drifts within minutes): a median of many pairs
 PAGE_RUNS = 5  # one-epoch runs of PRESET from the page, each timed from the click: the host drifts by 10-20%
 
 
-def images_per_second(run_json: Path) -> float:
-    """Training throughput of a finished run: images over seconds of its batches (evaluation excluded)."""
-    batches = json.loads(run_json.read_text())["batches"]
+def images_per_second(record: dict) -> float:
+    """Training throughput of a finished run's record: images over seconds of its batches (evaluation excluded)."""
+    batches = record["batches"]
     return batches["samples_seen"][-1] / batches["elapsed_s"][-1]
 
 
-def cli_throughput(store: Path, env: dict[str, str]) -> float:
-    subprocess.run([sys.executable, "-m", "digitlab", "train", "--preset", PRESET, "--epochs", str(THROUGHPUT_EPOCHS),
+def cli_run(store: Path, env: dict[str, str], epochs: int) -> dict:
+    """Train PRESET for ``epochs`` with the CLI, in a process of its own; the run's record."""
+    subprocess.run([sys.executable, "-m", "digitlab", "train", "--preset", PRESET, "--epochs", str(epochs),
                     "--out", str(store), "--quiet", "--no-download"], cwd=REPO, env=env, check=True,
                    capture_output=True)
     (run_json,) = sorted(store.glob("*/run.json"), key=lambda p: p.stat().st_mtime)[-1:]
-    return images_per_second(run_json)
+    return json.loads(run_json.read_text())
 
 
 def cmdline(process: psutil.Process) -> list[str]:
@@ -162,12 +164,23 @@ def dashboard_throughput(tab: Tab, store: Path) -> float:
     run store meanwhile: reading the page would itself take CPU from the training."""
     run_json = open_training(tab, store, epochs=THROUGHPUT_EPOCHS)
     wait_finished(run_json)
-    return images_per_second(run_json)
+    return images_per_second(json.loads(run_json.read_text()))
 
 
-def refresh_intervals(tab: Tab, store: Path) -> list[float]:
-    """Seconds between successive updates of the live loss chart, read from the chart in the page."""
-    run_json = open_training(tab, store, epochs=2)
+# Counts the charts' frame's reads of the job's feed: each costs the browser and the server a little CPU.
+COUNT_FEED_READS = """(selector) => {
+    const frame = document.querySelector(selector).querySelector('iframe').contentWindow;
+    const fetch = frame.fetch;
+    frame.feedReads = 0;
+    frame.fetch = (...args) => { frame.feedReads += 1; return fetch(...args); }; }"""
+
+
+def refresh_intervals(tab: Tab, store: Path) -> tuple[list[float], int]:
+    """Seconds between successive updates of the live loss chart, read from the chart in the page; and how many
+    times the charts' frame read the job's feed meanwhile."""
+    set_up_training(tab, epochs=2)
+    tab.page.evaluate(COUNT_FEED_READS, tab.keyed("train.charts"))
+    run_json = start_training(tab, store)
     tab.button("train.stop").wait_for(timeout=60000)
     changes, last = [], None
     while tab.button("train.stop").count():
@@ -178,7 +191,8 @@ def refresh_intervals(tab: Tab, store: Path) -> list[float]:
             last = points
         time.sleep(0.05)
     wait_finished(run_json)
-    return [b - a for a, b in zip(changes, changes[1:])]
+    reads = tab.page.evaluate(f"document.querySelector('{tab.keyed('train.charts')} iframe').contentWindow.feedReads")
+    return [b - a for a, b in zip(changes, changes[1:])], reads
 
 
 # The page records when the sidebar is clicked and when its DOM last changed. A page has finished switching when
@@ -228,31 +242,36 @@ def main() -> None:
             memory = ready_trainer(url).memory_full_info()
             print(f"ready trainer, waiting:        RSS {memory.rss / 2**20:.0f} MB, USS {memory.uss / 2**20:.0f} MB",
                   flush=True)
-            runs = []
-            for _ in range(PAGE_RUNS):
+            # The host's speed drifts: each page run follows a CLI run of the same epoch, whose train_s says how
+            # fast the machine is at that moment.
+            runs, cli_train_s = [], []
+            for round_ in range(PAGE_RUNS):
+                ready_trainer(url)
+                cli_train_s.append(cli_run(tmp / f"cli-page-{round_}", env, epochs=1)["final"]["train_s"])
                 runs.append(fast_run_from_the_page(tab, store))
                 first_point, summary, train_s = runs[-1]
                 print(f"{PRESET} run from the page:      first chart point {first_point:.2f} s, finished summary "
                       f"{summary:.2f} s after the click; its train_s {train_s:.2f} s (summary - train_s = "
-                      f"{summary - train_s:.2f} s)", flush=True)
+                      f"{summary - train_s:.2f} s); the CLI's train_s just before {cli_train_s[-1]:.2f} s", flush=True)
             first_point, summary = (statistics.median(column) for column in list(zip(*runs))[:2])
             print(f"  median of {PAGE_RUNS}:                first chart point {first_point:.2f} s, finished summary "
-                  f"{summary:.2f} s; summary - train_s {statistics.median(s - t for _, s, t in runs):.2f} s",
-                  flush=True)
+                  f"{summary:.2f} s; summary - train_s {statistics.median(s - t for _, s, t in runs):.2f} s; "
+                  f"the CLI's train_s {statistics.median(cli_train_s):.2f} s", flush=True)
             # The machine's speed drifts by 20% and more over minutes (a shared host): each page run is compared
             # with a CLI run just before it, while the page stands idle.
             ratios = []
             for round_ in range(THROUGHPUT_ROUNDS):
                 ready_trainer(url)  # not loading any more: the CLI run has the machine to itself
-                cli_ips = cli_throughput(tmp / f"cli-store-{round_}", env)
+                cli_ips = images_per_second(cli_run(tmp / f"cli-store-{round_}", env, THROUGHPUT_EPOCHS))
                 app_ips = dashboard_throughput(tab, store)
                 ratios.append(app_ips / cli_ips)
                 print(f"{THROUGHPUT_EPOCHS} epochs of {PRESET}:            CLI {cli_ips:6.0f} images/s, dashboard open "
                       f"{app_ips:6.0f} images/s = {ratios[-1]:.0%} of the CLI", flush=True)
             print(f"  median of {THROUGHPUT_ROUNDS}:                {statistics.median(ratios):.0%} of the CLI", flush=True)
-            intervals = refresh_intervals(tab, store)
+            intervals, reads = refresh_intervals(tab, store)
             print(f"chart refresh interval:        median {statistics.median(intervals):.2f} s, "
-                  f"max {max(intervals):.2f} s over {len(intervals)} refreshes")
+                  f"max {max(intervals):.2f} s over {len(intervals)} refreshes; "
+                  f"{reads / (len(intervals) + 1):.1f} feed reads a refresh")
             switches = page_switch_seconds(tab)
             every = [t for times in switches.values() for t in times]
             print(f"page switch:                   median {statistics.median(every):.2f} s, "
