@@ -100,3 +100,15 @@ def test_after_a_search_the_page_draws_parallel_coordinates_and_importances(app_
     assert any("study=page search trials=3 complete=3" in c.value for c in at.caption)
     charts = {chart.proto.id for chart in at.get("plotly_chart")}
     assert len(charts) == 3  # best so far, parallel coordinates, importances
+
+
+@pytest.mark.parametrize(("trials", "step"), [(2, 1), (9, 1), (40, 4), (200, 20)])
+def test_the_best_so_far_chart_marks_whole_trials(trials, step):
+    # Plotly's own ticks for 2 trials were 0, 0.2, 0.4, ...: a trial number is a whole number.
+    from digitlab import study
+    from digitlab.dashboard.studies import best_so_far_figure
+
+    attrs = dict.fromkeys(study.RESULT_ATTRS)
+    rows = [study.TrialRow(n, "complete", {}, 1, {**attrs, "val_acc": 0.5 + n / 1000}) for n in range(trials)]
+    xaxis = best_so_far_figure(study.Summary("s", rows, trials)).layout.xaxis
+    assert (xaxis.tick0, xaxis.dtick) == (0, step)
