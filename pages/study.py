@@ -79,11 +79,11 @@ polling = job is not None and job.running
 
 
 @st.fragment(run_every=REFRESH_S if polling else None)
-def follow() -> None:
+def follow() -> study.Summary | None:
     job = manager.job
     if job is None:
         st.info("Start a study above; its trials will show here as they run.")
-        return
+        return None
     if job.running != polling:
         st.rerun()  # started or ended since the page ran: switch polling on or off
     spec = job.spec
@@ -115,13 +115,14 @@ def follow() -> None:
             st.caption(f"Parameter importances need more varied complete trials ({err}).")
         else:
             st.plotly_chart(importances, key="study.importances")
+    return summary
 
 
-follow()
+summary = follow()  # on the page's run (not on the fragment's own reruns): the summary it drew
 # Drawn by the page's run, not by the polling fragment: the study's end reruns the page anyway. A click on a button
 # in that fragment was lost about once in 30 study ends on a loaded machine; a click here asks for a full-page run,
 # which Streamlit folds any fragment run still queued into, never the other way round.
-run_ids = [] if polling or manager.job is None else study_run_ids(manager.job.look()[1])
+run_ids = [] if polling or summary is None else study_run_ids(summary)
 if run_ids and st.button("Compare the study's runs, grouped →", key="study.compare"):
     st.session_state["compare.runs"] = st.session_state["compare.remembered"] = run_ids
     st.session_state["compare.group"] = True
