@@ -118,13 +118,13 @@ def fast_run_from_the_page(tab: Tab, store: Path) -> tuple[float, float, float]:
     set_up_training(tab, epochs=1)
     tab.page.evaluate(WATCH_RUN, [tab.keyed("train.charts"), "batch_loss"])
     run_json = start_training(tab, store)
-    wait_finished(run_json)
+    record = wait_finished(run_json)
     tab.page.wait_for_function("window.runMarks.summary !== null", polling=250, timeout=60000)
     marks = tab.page.evaluate("window.runMarks")
     if marks["firstPoint"] is None:
         raise RuntimeError("the loss chart showed no point before the summary")
     return ((marks["firstPoint"] - marks["click"]) / 1000, (marks["summary"] - marks["click"]) / 1000,
-            json.loads(run_json.read_text())["final"]["train_s"])
+            record["final"]["train_s"])
 
 
 def set_up_training(tab: Tab, epochs: int) -> None:
@@ -154,25 +154,26 @@ def start_training(tab: Tab, store: Path) -> Path:
     return run_json
 
 
-def wait_finished(run_json: Path) -> None:
-    while json.loads(run_json.read_text())["status"] == "running":
+def wait_finished(run_json: Path) -> dict:
+    """The run's record, once it has finished."""
+    while (record := json.loads(run_json.read_text()))["status"] == "running":
         time.sleep(0.25)
+    return record
 
 
 def dashboard_throughput(tab: Tab, store: Path) -> float:
     """Images/s of PRESET trained from the page while the page shows it live. The benchmark only watches the
     run store meanwhile: reading the page would itself take CPU from the training."""
-    run_json = open_training(tab, store, epochs=THROUGHPUT_EPOCHS)
-    wait_finished(run_json)
-    return images_per_second(json.loads(run_json.read_text()))
+    return images_per_second(wait_finished(open_training(tab, store, epochs=THROUGHPUT_EPOCHS)))
 
 
-# Counts the charts' frame's reads of the job's feed: each costs the browser and the server a little CPU.
+# Counts, in window.feedReads, the charts' frame's reads of the job's feed: each costs the browser and the server a
+# little CPU.
 COUNT_FEED_READS = """(selector) => {
     const frame = document.querySelector(selector).querySelector('iframe').contentWindow;
     const fetch = frame.fetch;
-    frame.feedReads = 0;
-    frame.fetch = (...args) => { frame.feedReads += 1; return fetch(...args); }; }"""
+    window.feedReads = 0;
+    frame.fetch = (...args) => { window.feedReads += 1; return fetch(...args); }; }"""
 
 
 def refresh_intervals(tab: Tab, store: Path) -> tuple[list[float], int]:
@@ -191,8 +192,7 @@ def refresh_intervals(tab: Tab, store: Path) -> tuple[list[float], int]:
             last = points
         time.sleep(0.05)
     wait_finished(run_json)
-    reads = tab.page.evaluate(f"document.querySelector('{tab.keyed('train.charts')} iframe').contentWindow.feedReads")
-    return [b - a for a, b in zip(changes, changes[1:])], reads
+    return [b - a for a, b in zip(changes, changes[1:])], tab.page.evaluate("window.feedReads")
 
 
 # The page records when the sidebar is clicked and when its DOM last changed. A page has finished switching when
