@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+from playwright.sync_api import expect
 
 from digitlab.store import RunStore
 from tests.e2e.browser import Tab, copy_shipped, serve_app
@@ -44,7 +45,7 @@ def test_a_restarted_server_adopts_the_training_and_stops_it(browser, e2e_data_r
             tab.button("train.stop").wait_for(timeout=30000)
             first = wait_until(lambda: loss_points(tab), 30, "the adopted run's chart")
             wait_until(lambda: loss_points(tab) > first, 30, "the adopted run's chart to keep updating")
-            assert "e2e adopted" in tab.page.locator("h3").all_inner_texts()[0]
+            expect(tab.page.locator("h3").first).to_contain_text("e2e adopted")
             tab.button("train.stop").click()
             tab.page.get_by_text("Status", exact=True).wait_for(timeout=15000)
             assert metric(tab, "Status") == "stopped"

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser import Tab, serve_app
 
@@ -60,7 +61,6 @@ def test_three_repeats_are_one_band_and_a_fourth_run_stays_single(browser, group
     means = [t for t in traces if t["legend"]]
     assert len(bands) == 1
     assert sorted(t["name"].split(" (")[-1] for t in means) == ["n=1)", "n=3)"]
-    rows = tab.page.locator("[data-testid='stTable'] tbody tr")
-    assert rows.count() == 2
+    expect(tab.page.locator("[data-testid='stTable'] tbody tr")).to_have_count(2)  # drawn once its code has loaded
     assert tab.exceptions() == [] and tab.console_errors == []
     context.close()

@@ -9,9 +9,12 @@ CARDS = "[data-testid='stHtml'] figure"
 
 
 def gallery(tab) -> list[tuple[int, int]]:
-    """(true, predicted) of every image card shown, read from the captions a user sees."""
+    """(true, predicted) of every image card shown, read from the captions a user sees. The cards appear a moment
+    after the script run ends, once the browser has loaded Streamlit's code for st.html, so wait for the first."""
+    captions = tab.page.locator(f"{CARDS} figcaption")
+    captions.first.wait_for(timeout=30000)
     pairs = []
-    for text in tab.page.locator(f"{CARDS} figcaption").all_inner_texts():
+    for text in captions.all_inner_texts():
         match = CAPTION.match(text.strip())
         assert match, text
         pairs.append((int(match.group(1)), int(match.group(2))))

@@ -2,6 +2,7 @@
 whose accuracy chart draws one band."""
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser import Tab, serve_app
 from tests.fakedata import write_tiny_mnist
@@ -29,8 +30,8 @@ def test_a_repeat_started_on_the_study_page_ends_in_a_grouped_compare_with_a_ban
     tab.click_button("Start the study")
     compare = tab.page.get_by_role("button", name="Compare the study's runs, grouped →")
     compare.wait_for(timeout=180000)
-    captions = " ".join(tab.page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
-    assert "study=browser rep trials=2 complete=2" in captions
+    expect(tab.page.locator("[data-testid='stCaptionContainer']", has_text="study=browser rep trials=2 complete=2")
+           ).to_have_count(1)
     # The page reruns as the study ends (and a new trainer is readied): a click during that rerun hits a button
     # that is being replaced, as a person's would. Click on the settled page.
     tab.wait_for_idle()
@@ -42,6 +43,6 @@ def test_a_repeat_started_on_the_study_page_ends_in_a_grouped_compare_with_a_ban
     tab.page.wait_for_function("plot => plot.data && plot.data.length > 0", arg=chart.element_handle())
     fills = chart.evaluate("plot => plot.data.map(t => t.fill || null)")
     assert fills.count("tonexty") == 1
-    assert tab.page.locator("[data-testid='stTable'] tbody tr").count() == 1
+    expect(tab.page.locator("[data-testid='stTable'] tbody tr")).to_have_count(1)
     assert tab.exceptions() == [] and tab.console_errors == []
     context.close()
