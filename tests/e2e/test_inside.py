@@ -15,6 +15,7 @@ MODELS = ("shipped-mlp", "shipped-lenet")
 def keep_only(tab, key: str, keep: tuple[str, ...]) -> None:
     """Remove every chip of the keyed multiselect whose run is not in ``keep``."""
     chips = tab.page.locator(tab.keyed(key)).locator("[data-tag]")
+    chips.first.wait_for(timeout=30000)  # the multiselect is drawn once the browser has loaded its code
     for label in chips.evaluate_all("tags => tags.map(t => t.getAttribute('aria-label'))"):
         if not any(label.startswith(run_id.removeprefix("shipped-") + " (shipped)") for run_id in keep):
             tab.page.get_by_role("button", name=f"Remove {label}", exact=True).click()

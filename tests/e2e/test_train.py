@@ -93,7 +93,7 @@ def test_stop_ends_a_second_run_within_seconds(new_tab):
 
 def test_reload_during_training_shows_the_job_still_updating(new_tab):
     tab = new_tab().open("train")
-    start_training(tab, epochs=5, name="e2e reloaded")  # long enough for the next two tests, which stop it
+    start_training(tab, epochs=12, name="e2e reloaded")  # outlasts the next two tests on a slow host; they stop it
     wait_until(lambda: loss_points(tab) >= 5, 60, "training to start")
     tab.page.reload()
     tab.wait_for_rerun()
