@@ -165,6 +165,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.study_workers:
+        from digitlab.bench.study_layout import run_study_layout_bench
+
+        run_study_layout_bench(args.data)
+        return 0
     if args.inside:
         from digitlab.bench.inside import run_inside_bench
 
@@ -346,6 +351,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-dataloader", action="store_true", help="skip the slow DataLoader baseline epoch")
     p.add_argument("--inside", action="store_true",
                    help="only the Inside page's figures: feature maps, attributions, nearest training images")
+    p.add_argument("--study-workers", action="store_true",
+                   help="only this: one study worker on every core against one worker per core, images/s")
     common(p)
     p.set_defaults(func=cmd_bench)
 

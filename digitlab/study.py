@@ -52,8 +52,9 @@ DEFINITION_ATTR = "digitlab.definition"
 HEARTBEAT_S = 10
 CONNECT_TIMEOUT_S = 5  # an unreachable database host fails within this, not after the OS's minutes
 POLL_S = 1.0
-# Measured on the 2-core machine (README, "Studies"): two workers of one thread each beat one worker of two.
-DEFAULT_WORKERS = 2
+# Measured on the 2-core machine (`python -m digitlab bench --study-workers`, README "Studies"): one worker with
+# both threads beats two workers of one thread each, for the fast preset and for seed-cnn.
+DEFAULT_WORKERS = 1
 PRESET_PARAM = "preset"  # a grid over whole presets: each value replaces the base
 REPEAT_PARAM = "repeat"  # the k-th seed of a combination: seed = the config's seed + k
 
