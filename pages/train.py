@@ -160,14 +160,15 @@ with left, st.container(border=True):
 @st.fragment
 def live_view() -> None:
     """The job's summary once it has ended; while it runs, its Stop button and the frame that follows it (which
-    reruns this fragment when the job ends: the page is not rerun to update the charts)."""
+    reruns this fragment when the job ends: the page is not rerun to update the charts). While none runs, the frame
+    reruns this fragment when a job starts, in any tab."""
     job = ui.job_manager().job
     if job is None:
         st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
         # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show
         # at once, and the browser's setting-up does not take the CPU from the training's first seconds.
         live_charts(live.chart_rows(live.EMPTY_TRACE, 1, (), 1 if "epochs" in errors else config.epochs),
-                    key=CHARTS)
+                    key=CHARTS, watch_jobs=True)  # a run started in another tab shows here too
         return
     snap = job.snapshot()
     title = snap.config.name or f"{snap.config.model} run"

@@ -162,7 +162,8 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
 
 def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app_env, tmp_path):
     """While a job runs the page hands the charts' frame the job's feed to follow (it does not poll the job
-    itself); once the job has ended, the page's next run shows its summary and no feed."""
+    itself); once the job has ended, the page's next run shows its summary and no feed. While no job runs, the
+    frame watches the file naming the server's latest job, so that a job started in another tab shows."""
     from dataclasses import replace
 
     from digitlab.dashboard import live, ui
@@ -194,12 +195,20 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
         (frame,) = at.get("component_instance")
         return json.loads(frame.proto.json_args)
 
+    def latest_job():
+        return json.loads((live_chart.FOLDER / live_chart.LATEST_JOB_FILE).read_text())["job"]
+
+    idle = open_app("pages/train.py")  # no job yet: the frame watches for the first, started in any tab
+    assert_clean(idle)
+    assert frame_args(idle)["watch"]["url"] == live_chart.LATEST_JOB_FILE and frame_args(idle)["watch"]["job"] is None
+
     ui.job_manager()._job = job = Job()
     at = open_app("pages/train.py")
     assert_clean(at)
     assert at.button(key="train.stop")
     args = frame_args(at)
     assert args["feed"]["job"] == live.job_key(going) and args["payload"]["running"]
+    assert args["watch"] is None and latest_job() == live.job_key(going)  # what an idle tab's frame sees
     feed = json.loads((live_chart.FOLDER / args["feed"]["url"]).read_text())
     assert feed["job"] == live.job_key(going) and feed["progress"]["fraction"] == 0.5
     assert not at.metric
@@ -209,6 +218,7 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
     assert_clean(at)
     assert any(m.label == "Test accuracy" and m.value == "99.00%" for m in at.metric)
     assert frame_args(at)["feed"] is None and not frame_args(at)["payload"]["running"]
+    assert frame_args(at)["watch"]["job"] == live.job_key(done)  # it watches for a job newer than the one it shows
     live_chart.follow(job).join(timeout=10)  # its feed has seen the end too
     assert not json.loads((live_chart.FOLDER / live_chart.FEED_FILE).read_text())["running"]
 

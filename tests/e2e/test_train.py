@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 LIVE_CHARTS, LOSS_CHART = "train.charts", "batch_loss"
 
@@ -91,9 +92,20 @@ def test_stop_ends_a_second_run_within_seconds(new_tab):
     assert tab.exceptions() == []
 
 
+def test_an_idle_tab_shows_a_run_started_in_another_without_a_click(new_tab):
+    watcher = new_tab().open("train")  # it shows the stopped run's summary; nothing is done in it from now on
+    starter = new_tab().open("train")
+    start_training(starter, epochs=20, name="e2e reloaded")  # outlasts the next 3 tests on a slow host; they stop it
+    watcher.button("train.stop").wait_for(timeout=15000)
+    expect(watcher.page.get_by_text("started in another tab")).to_be_visible()
+    first = wait_until(lambda: loss_points(watcher), 30, "the watching tab's chart")
+    wait_until(lambda: loss_points(watcher) > first, 30, "the watching tab's chart to keep updating")
+    assert watcher.exceptions() == [] and watcher.console_errors == []
+
+
 def test_reload_during_training_shows_the_job_still_updating(new_tab):
-    tab = new_tab().open("train")
-    start_training(tab, epochs=12, name="e2e reloaded")  # outlasts the next two tests on a slow host; they stop it
+    tab = new_tab().open("train")  # the run of the previous test is still training
+    tab.button("train.stop").wait_for(timeout=30000)
     wait_until(lambda: loss_points(tab) >= 5, 60, "training to start")
     tab.page.reload()
     tab.wait_for_rerun()

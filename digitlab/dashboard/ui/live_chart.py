@@ -16,6 +16,7 @@ job has ended, and only then does the page run again, to show the summary.
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from plotly import graph_objects as go
 from streamlit.components import v1 as components
 
 from digitlab.dashboard import live
+from digitlab.store import atomic_write
 
 PAGE = Path(__file__).with_name("live_chart.html")
 FEED_FILE = "job-feed.json"  # a server runs one job at a time: one feed, whose payload names its job
@@ -42,6 +44,12 @@ FEED_POLL_MS = 250
 # moment the job ends, and the summary waits for the frame to read that.
 FEED_END_POLL_MS = 100
 FEED_NEAR_END_S = 1.5
+# A frame that shows no running job (a Train tab left idle, or showing the last run's summary) reads which job is
+# the server's latest every WATCH_EVERY_MS, and asks its page to run again once it has seen a newer one twice: a
+# run started in another tab (the teacher's laptop, the projector's tab) shows without a click. Twice, because the
+# tab that starts a run draws it itself a moment after the file names it.
+LATEST_JOB_FILE = "latest-job.json"
+WATCH_EVERY_MS = 1000
 
 
 def served_folder() -> Path:
@@ -53,6 +61,7 @@ def served_folder() -> Path:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     (folder / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
     (folder / "index.html").write_bytes(PAGE.read_bytes())
+    (folder / LATEST_JOB_FILE).write_text(json.dumps({"job": None}), encoding="utf-8")  # no job yet: nothing to 404
     return folder
 
 
@@ -60,14 +69,32 @@ FOLDER = served_folder()
 _component = components.declare_component("live_charts", path=str(FOLDER))
 
 
-def live_charts(rows: Sequence[Mapping[str, go.Figure]], key: str) -> None:
+def _watch(shown_job: str | None) -> dict:
+    """What a frame that shows ``shown_job`` (a job key, or None), not running, watches for a newer job."""
+    return {"url": LATEST_JOB_FILE, "job": shown_job, "every_ms": WATCH_EVERY_MS}
+
+
+def live_charts(rows: Sequence[Mapping[str, go.Figure]], key: str, watch_jobs: bool = False) -> None:
     """Draw each row's figures side by side (a narrow page stacks them), all in one frame; on later runs with the
-    same ``key``, update each chart, known by its name in ``rows``, in place."""
-    _component(payload=live.payload(rows), feed=None, key=key, default=None)
+    same ``key``, update each chart, known by its name in ``rows``, in place. With ``watch_jobs``, the frame reruns
+    the fragment that drew it once the server has a job (started in any tab)."""
+    _component(payload=live.payload(rows), feed=None, watch=_watch(None) if watch_jobs else None, key=key,
+               default=None)
 
 
 _feed: live.JobFeed | None = None
 _feed_lock = threading.Lock()
+_announced: str | None = None
+
+
+def announce(job_key: str) -> None:
+    """Name ``job_key`` as the server's latest job, for the frames that watch for one."""
+    global _announced
+    with _feed_lock:
+        if job_key != _announced:
+            atomic_write(FOLDER / LATEST_JOB_FILE, lambda tmp: tmp.write_text(json.dumps({"job": job_key})),
+                         sync=False)
+            _announced = job_key
 
 
 def follow(job, payload: dict | None = None) -> live.JobFeed:
@@ -85,11 +112,15 @@ def follow(job, payload: dict | None = None) -> live.JobFeed:
 
 def job_charts(job, key: str) -> None:
     """A job's progress bar and live charts. While it runs, the frame follows the job's feed, and sets its value
-    (which reruns the fragment that drew it) once the job has ended."""
+    (which reruns the fragment that drew it) once the job has ended; once it has ended, the frame watches for the
+    server's next job, and does the same when one starts."""
     payload = live.job_payload(job)
-    feed = None
+    announce(payload["job"])
+    feed = watch = None
     if payload["running"]:
         follow(job, payload)
         feed = {"url": FEED_FILE, "job": payload["job"], "every_ms": FEED_EVERY_S * 1000, "retry_ms": FEED_RETRY_MS,
                 "poll_ms": FEED_POLL_MS, "end_poll_ms": FEED_END_POLL_MS, "near_end_s": FEED_NEAR_END_S}
-    _component(payload=payload, feed=feed, key=key, default=None)
+    else:
+        watch = _watch(payload["job"])
+    _component(payload=payload, feed=feed, watch=watch, key=key, default=None)
