@@ -220,7 +220,7 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
     assert frame_args(at)["feed"] is None and not frame_args(at)["payload"]["running"]
     assert frame_args(at)["watch"]["job"] == live.job_key(done)  # it watches for a job newer than the one it shows
     live_chart.follow(job).join(timeout=10)  # its feed has seen the end too
-    assert not json.loads((live_chart.FOLDER / live_chart.FEED_FILE).read_text())["running"]
+    assert not json.loads((live_chart.FOLDER / live.FEED_FILE).read_text())["running"]
 
 
 def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):

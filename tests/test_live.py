@@ -95,7 +95,7 @@ def test_the_server_keeps_one_feed_per_job():
     from digitlab.dashboard.ui import live_chart
 
     def written_job():
-        return json.loads((live_chart.FOLDER / live_chart.FEED_FILE).read_text())["job"]
+        return json.loads((live_chart.FOLDER / live.FEED_FILE).read_text())["job"]
 
     first = FakeJob(RUNNING)
     feed = live_chart.follow(first)

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import psutil
 
+from digitlab.dashboard.live import FEED_FILE
 from digitlab.data import data_root
 from tests.conftest import REPO
 from tests.e2e.browser import LAUNCH_ARGS, TRACE_LENGTHS_JS, Tab, copy_shipped, find_chromium, serve_app
@@ -167,20 +168,21 @@ def dashboard_throughput(tab: Tab, store: Path) -> float:
     return images_per_second(wait_finished(open_training(tab, store, epochs=THROUGHPUT_EPOCHS)))
 
 
-# Counts, in window.feedReads, the charts' frame's reads of the job's feed: each costs the browser and the server a
-# little CPU.
-COUNT_FEED_READS = """(selector) => {
+# Counts, in window.feedReads, the charts' frame's reads of the job's feed (not of the file it watches once the job
+# has ended): each costs the browser and the server a little CPU.
+COUNT_FEED_READS = """([selector, feedFile]) => {
     const frame = document.querySelector(selector).querySelector('iframe').contentWindow;
     const fetch = frame.fetch;
     window.feedReads = 0;
-    frame.fetch = (...args) => { window.feedReads += 1; return fetch(...args); }; }"""
+    frame.fetch = (...args) => { if (String(args[0]).startsWith(feedFile)) window.feedReads += 1;
+                                 return fetch(...args); }; }"""
 
 
 def refresh_intervals(tab: Tab, store: Path) -> tuple[list[float], int]:
     """Seconds between successive updates of the live loss chart, read from the chart in the page; and how many
     times the charts' frame read the job's feed meanwhile."""
     set_up_training(tab, epochs=2)
-    tab.page.evaluate(COUNT_FEED_READS, tab.keyed("train.charts"))
+    tab.page.evaluate(COUNT_FEED_READS, [tab.keyed("train.charts"), FEED_FILE])
     run_json = start_training(tab, store)
     tab.button("train.stop").wait_for(timeout=60000)
     changes, last = [], None

@@ -31,7 +31,6 @@ from digitlab.dashboard import live
 from digitlab.store import atomic_write
 
 PAGE = Path(__file__).with_name("live_chart.html")
-FEED_FILE = "job-feed.json"  # a server runs one job at a time: one feed, whose payload names its job
 FEED_EVERY_S = 0.8  # the feed's new figures and progress, this often while the job runs
 # The frame reads the feed just after each write is due, FEED_RETRY_MS later if it was not there yet, and then
 # less and less often, up to every FEED_POLL_MS, while nothing new comes (an epoch's evaluation). Each read costs
@@ -104,7 +103,7 @@ def follow(job, payload: dict | None = None) -> live.JobFeed:
     global _feed
     with _feed_lock:
         if _feed is None or _feed.key != live.job_key(job.snapshot()) or not _feed.is_alive():
-            _feed = live.JobFeed(job, FOLDER / FEED_FILE, FEED_EVERY_S)
+            _feed = live.JobFeed(job, FOLDER / live.FEED_FILE, FEED_EVERY_S)
             _feed.publish(payload)  # before the frame first asks for it
             _feed.start()
         return _feed
@@ -119,8 +118,9 @@ def job_charts(job, key: str) -> None:
     feed = watch = None
     if payload["running"]:
         follow(job, payload)
-        feed = {"url": FEED_FILE, "job": payload["job"], "every_ms": FEED_EVERY_S * 1000, "retry_ms": FEED_RETRY_MS,
-                "poll_ms": FEED_POLL_MS, "end_poll_ms": FEED_END_POLL_MS, "near_end_s": FEED_NEAR_END_S}
+        feed = {"url": live.FEED_FILE, "job": payload["job"], "every_ms": FEED_EVERY_S * 1000,
+                "retry_ms": FEED_RETRY_MS, "poll_ms": FEED_POLL_MS, "end_poll_ms": FEED_END_POLL_MS,
+                "near_end_s": FEED_NEAR_END_S}
     else:
         watch = _watch(payload["job"])
     _component(payload=payload, feed=feed, watch=watch, key=key, default=None)
