@@ -5,7 +5,6 @@ import streamlit as st
 from digitlab.dashboard import ui
 from digitlab.dashboard.access import READ_ONLY_REASON, read_only
 from digitlab.dashboard.images import app_icon
-from digitlab.dashboard.studies import running_study
 from digitlab.dashboard.text import markdown_literal
 
 st.set_page_config(page_title="digitlab", page_icon=app_icon(), layout="wide")
@@ -27,8 +26,10 @@ def home() -> None:
          "and which training images a model finds alike, model beside model."),
         ("pages/drawings.py", ":material/gesture: My drawings", "Keep labelled drawings as your own test set, and "
          "see how every model scores on your handwriting."),
+        ("pages/study.py", ":material/science: Study", "Train many runs from one action: repeats over seeds, grids "
+         "of settings or a search, followed live and compared grouped."),
     ]
-    per_row = 3  # six cards in one row squeezed their words apart
+    per_row = 4  # all seven cards in one row squeezed their words apart
     for start in range(0, len(cards), per_row):
         for column, (page, label, text) in zip(st.columns(per_row), cards[start : start + per_row]):
             with column.container(border=True, height="stretch"):
@@ -54,11 +55,11 @@ with st.sidebar:
     st.caption(f"**Stored runs:** {len(listing.runs)}")
     if read_only():
         st.caption(":material/lock: **Read-only mode**: viewing only", help=READ_ONLY_REASON)
-    job = ui.job_manager().job
-    if job is not None and job.running:
-        snap = job.snapshot()
+    jobs = ui.coordinator()
+    if (run := jobs.running_run()) is not None:
+        snap = run.snapshot()
         st.caption(f":material/hourglass_top: **Training** {snap.config.model}: {snap.progress:.0%}")
-    if (study_job := running_study(ui.store())) is not None:
+    if (study_job := jobs.running_study()) is not None:
         st.caption(f":material/science: **Study** {markdown_literal(study_job.spec.name)} is running")
     ui.prefetch_chart_code()
 

@@ -7,14 +7,14 @@ from digitlab import study
 from digitlab.config import PRESETS
 from digitlab.dashboard import ui
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only
-from digitlab.dashboard.studies import (StudyBusyError, StudyManager, best_so_far_figure, study_run_ids,
-                                        trials_table)
+from digitlab.dashboard.jobs.coordinator import BusyError
+from digitlab.dashboard.study_figures import best_so_far_figure, study_run_ids, trials_table
 from digitlab.dashboard.text import markdown_literal
 
 ui.use_app_navigation()
 REFRESH_S = 1.0
-manager = StudyManager.for_store(ui.store())
-ui.job_manager().warm_up()  # the study's first worker, ready for the click (started on a background thread)
+jobs = ui.coordinator()
+jobs.warm_up()  # the study's first worker, ready for the click (started on a background thread)
 
 st.title("Study")
 st.caption("Many runs from one action: repeats over seeds, grids of values, or a search. Each trial is an ordinary "
@@ -26,14 +26,14 @@ if read_only():
 def start(make) -> None:
     """Define the study with ``make()`` and start it; every refusal is shown, not raised."""
     try:
-        manager.start(make(), workers=int(st.session_state["study.workers"]))
-    except (study.StudyError, StudyBusyError, ReadOnlyError) as err:
-        st.error(str(err))
+        jobs.start_study(make(), workers=int(st.session_state["study.workers"]))
+    except (study.StudyError, BusyError, ReadOnlyError) as err:
+        st.error(markdown_literal(str(err)))
     else:
         st.rerun()
 
 
-with st.expander("Start a study", expanded=manager.job is None, icon=":material/play_arrow:"):
+with st.expander("Start a study", expanded=jobs.latest_study is None, icon=":material/play_arrow:"):
     seed_tab, build_tab = st.tabs(["Seed study", "Build one"])
     with seed_tab:
         seed = st.selectbox("Seed study", list(study.SEED_STUDIES), key="study.seed",
@@ -74,13 +74,13 @@ with st.expander("Start a study", expanded=manager.job is None, icon=":material/
     st.number_input("Worker processes", 1, 16, study.DEFAULT_WORKERS, key="study.workers",
                     help="Each takes trials in turn; the cores are shared out between them.")
 
-job = manager.job
+job = jobs.latest_study
 polling = job is not None and job.running
 
 
 @st.fragment(run_every=REFRESH_S if polling else None)
 def follow() -> study.Summary | None:
-    job = manager.job
+    job = jobs.latest_study
     if job is None:
         st.info("Start a study above; its trials will show here as they run.")
         return None
@@ -100,9 +100,9 @@ def follow() -> study.Summary | None:
                 job.stop()
             except ReadOnlyError as err:
                 st.error(str(err))
-    elif job.failure():
-        st.error(job.failure())
-    st.caption(summary.line())
+    elif failure := job.failure():
+        st.error(markdown_literal(failure))
+    st.caption(markdown_literal(summary.line()))
     st.dataframe(trials_table(summary), hide_index=True, key="study.table")
     st.plotly_chart(best_so_far_figure(summary), key="study.best")
     if not job.running and spec.search and summary.count("complete") >= 2:

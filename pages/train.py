@@ -8,8 +8,7 @@ from digitlab.data import AUGMENTATIONS, INPUT_SCALINGS
 from digitlab.device import PRECISIONS, available_devices
 from digitlab.dashboard.forms import CUSTOM, FIELD_HELP, config_from_form, form_values, model_size, to_text
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only
-from digitlab.dashboard.jobs import JobBusyError
-from digitlab.dashboard.studies import StudyBusyError, running_study
+from digitlab.dashboard.jobs.coordinator import JobBusyError, StudyBusyError
 from digitlab.dashboard.text import markdown_literal
 from digitlab.models import OPTION_HELP, default_options, list_models, option_choices
 from digitlab.dashboard.ui.live_chart import job_charts, live_charts
@@ -48,7 +47,7 @@ def on_edit() -> None:
     st.session_state[widget("preset")] = CUSTOM
 
 
-ui.job_manager().warm_up()  # a trainer ready for the click (a background thread: this page does not wait for it)
+ui.coordinator().warm_up()  # a trainer ready for the click (a background thread: this page does not wait for it)
 
 if FORM not in st.session_state:
     load_form({"preset": "fast", **form_values(preset("fast"))})
@@ -61,7 +60,7 @@ config, errors = config_from_form({k: v for k, v in values.items() if k != "pres
 st.title("Train")
 if read_only():
     st.info(READ_ONLY_REASON, icon=":material/lock:")
-if (running := running_study(ui.store())) is not None:
+if (running := ui.coordinator().running_study()) is not None:
     st.info(f"Study **{markdown_literal(running.spec.name)}** is running, and a study is this server's one job: "
             "Train is off until it ends. Follow or stop it on the Study page.", icon=":material/hourglass_top:")
 left, right = st.columns([1.3, 2], gap="large")
@@ -139,11 +138,11 @@ with left, st.container(border=True):
             st.error(f"Fix the {len(errors)} field(s) marked in red first.")
         else:
             try:
-                started = ui.job_manager().start(config, owner=ui.session_id())
+                started = ui.coordinator().start_run(config, owner=ui.session_id())
             except ReadOnlyError as err:
                 st.error(str(err))
             except StudyBusyError as busy:
-                st.warning(str(busy))
+                st.warning(markdown_literal(str(busy)))
             except JobBusyError as busy:
                 snap = busy.snapshot
                 whose = "you" if snap.owner == ui.session_id() else "another tab"
@@ -162,7 +161,7 @@ def live_view() -> None:
     """The job's summary once it has ended; while it runs, its Stop button and the frame that follows it (which
     reruns this fragment when the job ends: the page is not rerun to update the charts). While none runs, the frame
     reruns this fragment when a job starts, in any tab."""
-    job = ui.job_manager().job
+    job = ui.coordinator().latest_run
     if job is None:
         st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
         # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show

@@ -90,11 +90,19 @@ def test_every_page_renders_with_several_runs(several_runs, page):
     assert "Stored runs:** 5" in " ".join(c.value for c in at.sidebar.caption)
 
 
+def navigation_pages() -> list[str]:
+    """The page files of app.py's navigation, as its st.Page calls name them."""
+    return re.findall(r'st\.Page\("(pages/[a-z_]+\.py)"', (REPO / "app.py").read_text())
+
+
 def test_home_links_every_page(app_env, tmp_path):
+    """One card with one link per page of the navigation (there were cards for six pages, none for Study)."""
     app_env(tmp_path / "store")
     at = open_app()
     assert at.title[0].value.endswith("digitlab")
-    assert len(at.markdown) >= 4
+    assert sorted(navigation_pages()) == sorted(PAGES) == sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
+    linked = [link.proto.page for link in at.get("page_link")]
+    assert sorted(linked) == sorted(Path(page).stem for page in PAGES)  # a page link names its URL path
 
 
 def test_the_form_shows_the_library_messages_and_starts_nothing(app_env, tmp_path):
@@ -112,7 +120,7 @@ def test_the_form_shows_the_library_messages_and_starts_nothing(app_env, tmp_pat
     assert any("Fix the 3 field(s) marked in red" in e.value for e in at.error), [e.value for e in at.error]
     from digitlab.dashboard import ui
 
-    assert ui.job_manager().job is None
+    assert ui.coordinator().latest_run is None
 
 
 def test_the_form_shows_the_model_size_and_refuses_a_model_over_the_cap(app_env, tmp_path):
@@ -147,7 +155,7 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
     assert_clean(at)
     from digitlab.dashboard import ui
 
-    job = ui.job_manager().job
+    job = ui.coordinator().latest_run
     assert job is not None and job.join(120)
     at.run()  # the page polls; a full run shows the finished job
     assert_clean(at)
@@ -167,7 +175,7 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
     from dataclasses import replace
 
     from digitlab.dashboard import live, ui
-    from digitlab.dashboard.jobs import JobSnapshot
+    from digitlab.dashboard.jobs.follow import JobSnapshot
     from digitlab.dashboard.ui import live_chart
 
     app_env(tmp_path / "store")
@@ -202,7 +210,7 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
     assert_clean(idle)
     assert frame_args(idle)["watch"]["url"] == live_chart.LATEST_JOB_FILE and frame_args(idle)["watch"]["job"] is None
 
-    ui.job_manager()._job = job = Job()
+    ui.coordinator()._latest_run = job = Job()
     at = open_app("pages/train.py")
     assert_clean(at)
     assert at.button(key="train.stop")
@@ -234,7 +242,7 @@ def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):
     assert "Already training" in warning and "another tab" in warning
     from digitlab.dashboard import ui
 
-    job = ui.job_manager().job
+    job = ui.coordinator().latest_run
     job.stop()
     assert job.join(60) and job.snapshot().status == "stopped"
 
@@ -406,7 +414,7 @@ def test_read_only_mode_disables_train_and_refuses_it_when_forced(read_only_app,
     assert_clean(at)
     from digitlab.dashboard import ui
 
-    assert ui.job_manager().job is None
+    assert ui.coordinator().latest_run is None
 
 
 def test_read_only_mode_refuses_stop_even_when_forced(several_runs, monkeypatch):
@@ -415,7 +423,7 @@ def test_read_only_mode_refuses_stop_even_when_forced(several_runs, monkeypatch)
     at = open_app("pages/train.py")
     at.number_input(key="train.epochs").set_value(300)
     at.button(key="train.start").click().run()
-    job = ui.job_manager().job
+    job = ui.coordinator().latest_run
     try:
         monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
         at.run()
@@ -472,13 +480,13 @@ def test_read_only_actions_refuse_whoever_calls_them(read_only_app):
         "Renaming a run": lambda: ui.rename_run(run.id, "renamed anyway"),
         "Deleting a run": lambda: ui.delete_run(run.id),
         "Deleting a run ": lambda: ui.delete_run("broken-run"),
-        "Training": lambda: ui.job_manager().start(TrainConfig(model="mlp", epochs=1)),
+        "Training": lambda: ui.coordinator().start_run(TrainConfig(model="mlp", epochs=1)),
     }
     for action, call in actions.items():
         with pytest.raises(ReadOnlyError, match=f"{action.strip()} is turned off"):
             call()
     assert store.read(run.id).name == "tiny mlp" and (read_only_app / "broken-run").exists()
-    assert ui.job_manager().job is None
+    assert ui.coordinator().latest_run is None
 
 
 def test_read_only_mode_still_shows_every_page(read_only_app):

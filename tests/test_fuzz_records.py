@@ -53,7 +53,7 @@ LONG = ("[click](http://evil) " * 250)[:5000]
 HOSTILE_NAMES = [LONG, "<img src=x onerror=alert(1)>", "<b>bold</b>", "[click](http://evil)", "![x](http://evil/x.png)",
                  "**bold**", "$math$", "<a href='http://evil'>link</a> & <br> :red[red]"]
 # What must not reach a Markdown renderer unescaped, nor Plotly's HTML-like text.
-RAW_MARKDOWN = ["<img", "<b>", "<a ", "<br>", "[click](", "![x](", "**bold**", "$math$", ":red["]
+RAW_MARKDOWN = ["<img", "<b>", "<a ", "<br>", "[click](", "![x](", "**bold**", "$math$", ":red[", "](http://"]
 RAW_HTML = ["<img", "<b>", "<a ", "<br>"]
 
 
@@ -105,6 +105,8 @@ def leaks(at) -> list[str]:
     for node in at._tree:
         proto, kind = getattr(node, "proto", None), getattr(node, "type", None)
         if proto is None or kind == "html":  # st.html: the app's own cards, never a run's text
+            continue
+        if kind == "dataframe":  # st.dataframe draws its cells as plain text in a grid: nothing is rendered
             continue
         if kind == "plotly_chart":
             texts, raw = list(_strings(json.loads(proto.spec))), RAW_HTML

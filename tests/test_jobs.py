@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from digitlab.config import TrainConfig
-from digitlab.dashboard.jobs import AdoptedJob, JobBusyError, JobManager, TrainingJob
+from digitlab.dashboard.jobs.coordinator import Coordinator, JobBusyError
+from digitlab.dashboard.jobs.follow import AdoptedJob, TrainingJob
 from digitlab.recorder import RunRecorder
 from digitlab.store import RunStore, load_model
 from tests.conftest import REPO
@@ -31,11 +32,11 @@ def wait_for(predicate, timeout=60.0):
 
 @pytest.fixture
 def manager(tiny_data_root, store_root):
-    return JobManager(RunStore(store_root), tiny_data_root)
+    return Coordinator(RunStore(store_root), tiny_data_root)
 
 
 def test_a_job_runs_to_completion_and_is_stored(manager):
-    job = manager.start(QUICK, owner="tab-1")
+    job = manager.start_run(QUICK, owner="tab-1")
     assert job.join(60)
     snap = job.snapshot()
     assert snap.state == "finished" and snap.status == "completed" and snap.owner == "tab-1"
@@ -47,7 +48,7 @@ def test_a_job_runs_to_completion_and_is_stored(manager):
 
 
 def test_snapshots_grow_while_it_runs(manager):
-    job = manager.start(SLOW)
+    job = manager.start_run(SLOW)
     wait_for(lambda: job.snapshot().batch >= 5)
     first = job.snapshot()
     wait_for(lambda: job.snapshot().samples_seen > first.samples_seen + 100)
@@ -62,7 +63,7 @@ def test_snapshots_grow_while_it_runs(manager):
 def test_stop_ends_the_job_at_once_and_keeps_the_run(manager):
     """The trainer checks the stop event before every batch (tests/test_engine.py holds it to one batch); here the
     whole trip, page to child process and back, must take well under a second."""
-    job = manager.start(SLOW)
+    job = manager.start_run(SLOW)
     wait_for(lambda: job.snapshot().epoch >= 2)  # at least one finished epoch to keep
     pressed = time.perf_counter()
     job.stop()
@@ -76,22 +77,22 @@ def test_stop_ends_the_job_at_once_and_keeps_the_run(manager):
 
 
 def test_one_job_at_a_time(manager):
-    job = manager.start(SLOW, owner="tab-1")
+    job = manager.start_run(SLOW, owner="tab-1")
     with pytest.raises(JobBusyError) as busy:
-        manager.start(QUICK, owner="tab-2")
+        manager.start_run(QUICK, owner="tab-2")
     assert busy.value.snapshot.owner == "tab-1" and busy.value.snapshot.config == SLOW
     assert "already training" in str(busy.value)
-    assert manager.job is job  # no second job
+    assert manager.latest_run is job  # no second job
     job.stop()
     job.join(30)
-    second = manager.start(QUICK)  # free again once the first ended
+    second = manager.start_run(QUICK)  # free again once the first ended
     assert second.join(60) and second.snapshot().status == "completed"
 
 
 def test_invalid_config_is_refused_before_any_thread(manager):
     with pytest.raises(ValueError, match="batch_size"):
-        manager.start(QUICK.replace(batch_size=0))
-    assert manager.job is None
+        manager.start_run(QUICK.replace(batch_size=0))
+    assert manager.latest_run is None
 
 
 def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data_root, store_root, tmp_path):
@@ -102,8 +103,8 @@ def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data_root, store_ro
     raw = bytearray(labels.read_bytes())
     raw[8:] = bytes(20 + b for b in raw[8:])
     labels.write_bytes(bytes(raw))
-    manager = JobManager(RunStore(store_root), broken)
-    job = manager.start(QUICK)
+    manager = Coordinator(RunStore(store_root), broken)
+    job = manager.start_run(QUICK)
     assert job.join(60)  # it ends: no hung page
     snap = job.snapshot()
     assert snap.state == "finished" and snap.status == "failed"
@@ -113,16 +114,16 @@ def test_a_crash_inside_the_worker_becomes_a_failed_run(tiny_data_root, store_ro
 
 
 def test_missing_data_fails_the_job_with_the_reason(store_root, tmp_path):
-    job = JobManager(RunStore(store_root), tmp_path / "nowhere").start(QUICK)
+    job = Coordinator(RunStore(store_root), tmp_path / "nowhere").start_run(QUICK)
     assert job.join(60)
     snap = job.snapshot()
     assert snap.status == "failed" and str(tmp_path / "nowhere") in snap.message
 
 
 def test_a_killed_training_process_becomes_a_failed_job_and_an_interrupted_run(manager):
-    job = manager.start(SLOW)
+    job = manager.start_run(SLOW)
     wait_for(lambda: job.snapshot().epoch >= 2)
-    os.kill(job._process.pid, signal.SIGKILL)
+    os.kill(job.trainer.process.pid, signal.SIGKILL)
     assert job.join(30)
     snap = job.snapshot()
     assert snap.status == "failed" and "ended unexpectedly" in snap.message
@@ -141,8 +142,8 @@ def test_stop_ends_a_trainer_stuck_before_its_data_by_force(monkeypatch, tmp_pat
     """Stuck before its first batch (in an MNIST download, say), the trainer never sees the stop event: after the
     grace period its process is ended, and no run is left."""
     pause_here(monkeypatch, tmp_path / "pause", "train.before_data")
-    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
-    job = manager.start(QUICK)
+    manager = Coordinator(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.start_run(QUICK)
     wait_reached(tmp_path / "pause", "train.before_data")
     pressed = time.perf_counter()
     job.stop()
@@ -151,15 +152,15 @@ def test_stop_ends_a_trainer_stuck_before_its_data_by_force(monkeypatch, tmp_pat
     snap = job.snapshot()
     assert snap.state == "finished" and snap.status == "stopped" and snap.stop_requested
     assert "by force" in snap.message and "grace period" in snap.message
-    assert not job._process.is_alive()
+    assert not job.trainer.process.is_alive()
     assert manager.store.list().runs == []
 
 
 def test_a_stop_the_trainer_ignores_ends_it_by_force_and_keeps_its_finished_epochs(
         monkeypatch, tmp_path, tiny_data_root, store_root):
     pause_here(monkeypatch, tmp_path / "pause", "train.after_epoch")
-    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
-    job = manager.start(SLOW)
+    manager = Coordinator(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.start_run(SLOW)
     wait_reached(tmp_path / "pause", "train.after_epoch")  # epoch 1 is written; the trainer hangs after it
     job.stop()
     assert job.join(15)
@@ -179,9 +180,9 @@ def test_clear_caches_keeps_the_running_job(monkeypatch, tiny_data_root, store_r
 
     monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
     monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
-    job = ui.job_manager().start(SLOW)
+    job = ui.coordinator().start_run(SLOW)
     st.cache_resource.clear()  # the menu's "Clear caches"
-    assert ui.job_manager().job is job and job.running
+    assert ui.coordinator().latest_run is job and job.running
     job.stop()
     assert job.join(30)
 
@@ -195,26 +196,26 @@ def test_an_error_in_the_follower_fails_the_job_and_stops_the_trainer(manager, m
         apply(self, kind, payload)
 
     monkeypatch.setattr(TrainingJob, "_apply", broken)
-    job = manager.start(SLOW)
+    job = manager.start_run(SLOW)
     assert job.join(30)  # never "running" forever
     snap = job.snapshot()
     assert snap.status == "failed" and "follower broke" in snap.message
-    assert not job._process.is_alive()  # asked to stop, it stopped
+    assert not job.trainer.process.is_alive()  # asked to stop, it stopped
     (record,) = manager.store.list().runs
     assert record.status == "stopped" and record.epochs
 
 
 ORPHAN_SCRIPT = """
 import sys, time
-from digitlab.dashboard.jobs import JobManager
+from digitlab.dashboard.jobs.coordinator import Coordinator
 from digitlab.store import RunStore
 from tests.test_jobs import SLOW
-manager = JobManager(RunStore(sys.argv[1]), sys.argv[2])
+manager = Coordinator(RunStore(sys.argv[1]), sys.argv[2])
 if sys.argv[3] == "warm":
     manager.warm_up()
     while manager.warm_trainer is None or not manager.warm_trainer.ready.is_set():
         time.sleep(0.02)
-job = manager.start(SLOW.replace(epochs=1000), owner="tab-1")
+job = manager.start_run(SLOW.replace(epochs=1000), owner="tab-1")
 while not job.snapshot().epochs:
     time.sleep(0.02)
 print(job.snapshot().run_id, flush=True)
@@ -223,7 +224,7 @@ time.sleep(300)
 
 
 def orphan_a_trainer(store_root, data_root, env=None, warm=False) -> str:
-    """Start a trainer through a JobManager in another process (``warm``: the one it kept ready), then kill that
+    """Start a trainer through a Coordinator in another process (``warm``: the one it kept ready), then kill that
     process (a server's kill -9) once an epoch has finished: the trainer goes on alone. Its run id."""
     server = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(store_root), str(data_root),
                                "warm" if warm else "cold"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
@@ -239,8 +240,8 @@ def orphan_a_trainer(store_root, data_root, env=None, warm=False) -> str:
 
 def test_a_new_manager_adopts_a_trainer_whose_server_was_killed_and_stops_it(tiny_data_root, store_root):
     run_id = orphan_a_trainer(store_root, tiny_data_root)
-    manager = JobManager(RunStore(store_root), tiny_data_root)
-    job = manager.job
+    manager = Coordinator(RunStore(store_root), tiny_data_root)
+    job = manager.latest_run
     assert isinstance(job, AdoptedJob) and job.running
     first = job.snapshot()
     assert first.run_id == run_id and first.owner == "tab-1" and first.config.epochs == 1000
@@ -248,21 +249,21 @@ def test_a_new_manager_adopts_a_trainer_whose_server_was_killed_and_stops_it(tin
     second = job.snapshot()
     assert len(second.epochs) > len(first.epochs) and second.images_per_s > 0 and second.batches["loss"]
     with pytest.raises(JobBusyError):
-        manager.start(QUICK)
+        manager.start_run(QUICK)
     job.stop()
     assert job.join(10)
     snap = job.snapshot()
     assert snap.status == "stopped" and "Stopped by request" in snap.message
     record = manager.store.read(run_id)
     assert record.status == "stopped" and len(record.epochs) >= len(second.epochs) and record.has_weights
-    assert JobManager(manager.store).job is None  # nothing left to adopt
+    assert Coordinator(manager.store).latest_run is None  # nothing left to adopt
 
 
 def test_an_adopted_trainer_that_ignores_stop_is_ended_by_force(tmp_path, tiny_data_root, store_root):
     env = pause_env(tmp_path / "pause", "train.after_epoch")
     run_id = orphan_a_trainer(store_root, tiny_data_root, env)
-    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
-    job = manager.job
+    manager = Coordinator(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    job = manager.latest_run
     assert job.snapshot().run_id == run_id
     job.stop()
     assert job.join(15)
@@ -275,17 +276,17 @@ def test_an_adopted_trainer_that_ignores_stop_is_ended_by_force(tmp_path, tiny_d
 def test_a_cli_run_in_the_same_store_is_not_adopted(store_root):
     recorder = RunRecorder(RunStore(store_root), QUICK)  # training, lock held, as `python -m digitlab train`
     assert RunStore(store_root).read(recorder.run_id).status == "running"
-    assert JobManager(RunStore(store_root)).job is None
+    assert Coordinator(RunStore(store_root)).latest_run is None
     recorder.fail(RuntimeError("the test is over"))
 
 
 def test_read_only_mode_refuses_to_start_or_stop_a_job(manager, monkeypatch):
     from digitlab.dashboard.access import ReadOnlyError
 
-    job = manager.start(SLOW)
+    job = manager.start_run(SLOW)
     monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
     with pytest.raises(ReadOnlyError, match="Training is turned off"):
-        manager.start(QUICK)
+        manager.start_run(QUICK)
     with pytest.raises(ReadOnlyError, match="Stopping a run is turned off"):
         job.stop()
     assert job.running and not job.snapshot().stop_requested
@@ -300,7 +301,7 @@ def test_read_only_mode_refuses_to_start_or_stop_a_job(manager, monkeypatch):
 def warm_manager(monkeypatch, tiny_data_root, store_root):
     """A manager that keeps a trainer ready, as the dashboard's does; its idle trainer is ended afterwards."""
     monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
-    manager = JobManager(RunStore(store_root), tiny_data_root)
+    manager = Coordinator(RunStore(store_root), tiny_data_root)
     yield manager
     manager.close()
 
@@ -321,8 +322,8 @@ def process_ended(pid: int) -> bool:
 
 def test_train_hands_its_config_to_the_ready_trainer_and_a_fresh_one_is_ready_after_the_run(warm_manager):
     warm = ready_trainer(warm_manager)
-    job = warm_manager.start(QUICK, owner="tab-1")
-    assert job._process is warm.process  # no process started at the click
+    job = warm_manager.start_run(QUICK, owner="tab-1")
+    assert job.trainer.process is warm.process  # no process started at the click
     assert warm_manager.warm_trainer is None  # taken
     assert job.join(60) and job.snapshot().status == "completed"
     assert warm_manager.store.read(job.snapshot().run_id).data["pid"] == warm.process.pid
@@ -330,13 +331,13 @@ def test_train_hands_its_config_to_the_ready_trainer_and_a_fresh_one_is_ready_af
     after = warm_manager.warm_trainer
     assert after.process.pid != warm.process.pid  # one trainer per run: nothing of the first run is left in it
     wait_for(lambda: process_ended(warm.process.pid), 10)
-    second = warm_manager.start(QUICK.replace(epochs=1))
-    assert second._process is after.process and second.join(60) and second.snapshot().status == "completed"
+    second = warm_manager.start_run(QUICK.replace(epochs=1))
+    assert second.trainer.process is after.process and second.join(60) and second.snapshot().status == "completed"
 
 
 def test_a_warm_trainer_crash_fails_the_run_and_a_new_trainer_is_made_ready(warm_manager):
     warm = ready_trainer(warm_manager)
-    job = warm_manager.start(SLOW)
+    job = warm_manager.start_run(SLOW)
     wait_for(lambda: job.snapshot().epoch >= 2)
     os.kill(warm.process.pid, signal.SIGKILL)
     assert job.join(30)
@@ -350,11 +351,11 @@ def test_a_warm_trainer_crash_fails_the_run_and_a_new_trainer_is_made_ready(warm
 def test_a_forced_stop_replaces_the_warm_trainer(monkeypatch, tmp_path, tiny_data_root, store_root):
     pause_here(monkeypatch, tmp_path / "pause", "train.after_epoch")
     monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
-    manager = JobManager(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
+    manager = Coordinator(RunStore(store_root), tiny_data_root, stop_grace_s=1.0)
     try:
         warm = ready_trainer(manager)
         pause_here(monkeypatch, tmp_path / "pause-none", "nowhere")  # the next trainer must not hang too
-        job = manager.start(SLOW)
+        job = manager.start_run(SLOW)
         wait_reached(tmp_path / "pause", "train.after_epoch")
         job.stop()
         assert job.join(15)
@@ -363,7 +364,7 @@ def test_a_forced_stop_replaces_the_warm_trainer(monkeypatch, tmp_path, tiny_dat
         assert not warm.process.is_alive()
         wait_for(lambda: manager.warm_trainer is not None)
         assert manager.warm_trainer.process.pid != warm.process.pid
-        second = manager.start(QUICK)
+        second = manager.start_run(QUICK)
         assert second.join(60) and second.snapshot().status == "completed"
     finally:
         manager.close()
@@ -371,9 +372,9 @@ def test_a_forced_stop_replaces_the_warm_trainer(monkeypatch, tmp_path, tiny_dat
 
 IDLE_SERVER_SCRIPT = """
 import sys, time
-from digitlab.dashboard.jobs import JobManager
+from digitlab.dashboard.jobs.coordinator import Coordinator
 from digitlab.store import RunStore
-manager = JobManager(RunStore(sys.argv[1]), sys.argv[2])
+manager = Coordinator(RunStore(sys.argv[1]), sys.argv[2])
 manager.warm_up()
 while manager.warm_trainer is None or not manager.warm_trainer.ready.is_set():
     time.sleep(0.02)
@@ -415,19 +416,19 @@ def test_clear_caches_keeps_the_ready_trainer(monkeypatch, tiny_data_root, store
     monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
     monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
     monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
-    manager = ui.job_manager()
+    manager = ui.coordinator()
     try:
         warm = ready_trainer(manager)
         st.cache_resource.clear()  # the menu's "Clear caches"
-        assert ui.job_manager().warm_trainer is warm and warm.process.is_alive()
+        assert ui.coordinator().warm_trainer is warm and warm.process.is_alive()
     finally:
         manager.close()
 
 
 def test_a_trainer_started_warm_outlives_its_server_and_is_adopted(tiny_data_root, store_root):
     run_id = orphan_a_trainer(store_root, tiny_data_root, {**os.environ, "DIGITLAB_WARM_TRAINER": "1"}, warm=True)
-    manager = JobManager(RunStore(store_root), tiny_data_root)
-    job = manager.job
+    manager = Coordinator(RunStore(store_root), tiny_data_root)
+    job = manager.latest_run
     assert isinstance(job, AdoptedJob) and job.running and job.snapshot().run_id == run_id
     first = job.snapshot().samples_seen
     wait_for(lambda: job.snapshot().samples_seen > first, 30)  # still training, alone
@@ -437,16 +438,15 @@ def test_a_trainer_started_warm_outlives_its_server_and_is_adopted(tiny_data_roo
 
 def test_a_study_runs_in_the_ready_trainer_as_its_first_worker(monkeypatch, tiny_data_root, store_root):
     from digitlab import study
-    from digitlab.dashboard.studies import StudyManager
 
     monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
     monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
     store = RunStore(store_root)
-    jobs = JobManager.for_store(store)
+    jobs = Coordinator.for_store(store)
     try:
         warm = ready_trainer(jobs)
         spec = study.define_study("warm", QUICK, repeat=2, validation_size=50)
-        running = StudyManager.for_store(store).start(spec, workers=2)
+        running = jobs.start_study(spec, workers=2)
         assert running.process is warm.process and jobs.warm_trainer is None
         running.process.join(120)
         assert running.process.exitcode == 0

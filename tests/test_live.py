@@ -9,7 +9,7 @@ import pytest
 
 from digitlab.config import TrainConfig
 from digitlab.dashboard import live
-from digitlab.dashboard.jobs import JobSnapshot
+from digitlab.dashboard.jobs.follow import JobSnapshot
 
 RUNNING = JobSnapshot(state="running", config=TrainConfig(model="mlp", epochs=2), owner="tab-1", started_at=100.5,
                       run_id="r1", train_size=1000, samples_seen=500, images_per_s=250.0, batches_per_epoch=10,

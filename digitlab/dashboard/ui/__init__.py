@@ -14,7 +14,7 @@ import streamlit.config
 import torch
 
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only, require_writable
-from digitlab.dashboard.jobs import JobManager
+from digitlab.dashboard.jobs.coordinator import Coordinator
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.data import MNIST, DataNotFoundError, load_mnist
 from digitlab.device import describe, pick_device, prepare
@@ -61,9 +61,9 @@ def list_runs() -> Listing:
     return store().list()
 
 
-def job_manager() -> JobManager:
-    """One per server and store: every tab sees the same training job, and "Clear caches" keeps it."""
-    return JobManager.for_store(store())
+def coordinator() -> Coordinator:
+    """One per server and store: every tab sees the same jobs, and "Clear caches" keeps them."""
+    return Coordinator.for_store(store())
 
 
 @st.cache_resource(show_spinner="Loading MNIST...")
