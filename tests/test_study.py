@@ -44,7 +44,7 @@ def test_a_grid_under_two_workers_runs_every_combination_exactly_once(tiny_data,
 
 def test_a_pruned_search_trial_is_a_pruned_run_with_its_finished_epochs(tiny_data, tmp_path, monkeypatch):
     # Every trial below 110% accuracy is pruned at its first report: the pruning path, deterministically.
-    monkeypatch.setattr(study, "_pruner", lambda spec: optuna.pruners.ThresholdPruner(lower=1.1))
+    monkeypatch.setattr("digitlab.study.storage._pruner", lambda spec: optuna.pruners.ThresholdPruner(lower=1.1))
     spec = study.define_study("srch", TINY.replace(epochs=2), validation_size=50, trials=2, prune=True,
                               search={"lr": study.parse_spec("1e-3:1e-1:log"), "batch_size": study.parse_spec("32,64")})
     summary = study.run_study(spec, tiny_data, tmp_path, workers=1, **FAST_HEARTBEAT)
