@@ -48,16 +48,36 @@ class _Either:
 
 
 class _Objective:
-    def __init__(self, spec: StudySpec, data: MNIST, store: RunStore, stop):
+    """Trains the one trial Optuna hands it (work makes one per trial) and keeps what work asks after it: the trial's
+    id in ``storage``, the storage work was given, and what it raised."""
+
+    def __init__(self, spec: StudySpec, data: MNIST, store: RunStore, stop, storage: RDBStorage, study_id: int):
         self.spec, self.data, self.store, self.stop = spec, data, store, stop
+        self.storage, self.study_id = storage, study_id
+        self.trial_id: int | None = None  # once Optuna has handed it its trial
+        self.error: Exception | None = None  # what it raised, if it raised
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
         # Optuna's heartbeat thread records its first beat concurrently with this call. A worker killed before it
         # has would leave a trial that fail_stale_trials never sees (no beat, so never stale): stuck running.
         # Beat once here, before any work, so that a trial with a run always has a heartbeat to go stale.
-        storage = trial.study._storage  # RDBStorage behind Optuna's cache: both beat
-        if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
-            storage.record_heartbeat(trial._trial_id)
+        if self.storage.get_heartbeat_interval() is not None:
+            self.storage.record_heartbeat(self.trial_id)
+        try:
+            return self._train(trial)
+        except Exception as err:
+            self.error = err
+            raise
+
+    def ended_elsewhere(self, err: ValueError) -> bool:
+        """Whether ``err`` is optimize refusing to record the end of this objective's trial because another worker
+        has ended it (its heartbeats looked stale to that one, which re-queued it): the trial has ended in the
+        storage, and ``err`` is not the objective's own."""
+        return (self.trial_id is not None and err is not self.error
+                and self.storage.get_trial(self.trial_id).state.is_finished())
+
+    def _train(self, trial: optuna.Trial) -> float:
         if trial.number in spares(self.spec, trial.study.get_trials(deepcopy=False)):
             trial.study.stop()
             raise _Spare
@@ -129,11 +149,12 @@ def work(name: str, storage: RDBStorage, data: MNIST, store: RunStore, stop=None
     """Take this study's trials until none is left or ``stop`` (anything with is_set()) is set."""
     study, spec = load_study(name, storage)
     stop = stop or threading.Event()
-    objective = _Objective(spec, data, store, stop)
+    study_id = storage.get_study_id_from_name(name)
     callbacks = [lambda s, t: on_trial()] if on_trial else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         while not stop.is_set() and _has_work(spec, study):
+            objective = _Objective(spec, data, store, stop, storage, study_id)
             try:
                 # One trial per call: between trials, check the queue, so a grid's worker takes a waiting trial or
                 # none. optimize also fails trials whose worker's heartbeat stopped (and so re-queues them once).
@@ -143,5 +164,5 @@ def work(name: str, storage: RDBStorage, data: MNIST, store: RunStore, stop=None
             except ValueError as err:
                 # The trial was failed under this worker (its heartbeats looked stale to another, which re-queued
                 # it): optimize cannot record the end of a trial that has ended. Its run says so; go on.
-                if not str(err).startswith("Cannot tell a"):
+                if not objective.ended_elsewhere(err):
                     raise
