@@ -113,6 +113,30 @@ def test_specs_and_values_parse_as_the_issue_writes_them():
     assert study.parse_spec("sgd,adam") == {"choices": ["sgd", "adam"]}
 
 
+def test_grids_and_searches_parse_from_the_clis_items_or_the_pages_lines():
+    assert study.parse_grid(["lr=0.01,0.1", "model_options.hidden=[16];[8]"], "--grid") == {
+        "lr": [0.01, 0.1], "model_options.hidden": [[16], [8]]}
+    assert study.parse_grid("lr=0.01,0.1\n\n  \n optimizer = adam,sgd\n") == {"lr": [0.01, 0.1],
+                                                                            "optimizer": ["adam", "sgd"]}
+    assert study.parse_search("lr=1e-4:1e-1:log\nbatch_size=64,128") == {
+        "lr": {"low": 1e-4, "high": 0.1, "log": True, "int": False}, "batch_size": {"choices": [64, 128]}}
+    assert study.parse_grid("") == {} and study.parse_search([], "--search") == {}
+
+
+@pytest.mark.parametrize("parse, items, message", [
+    (study.parse_grid, "lr", "grid expects FIELD=VALUES, got 'lr'"),
+    (study.parse_grid, "lr=0.1\nbatch_size=", "grid expects FIELD=VALUES, got 'batch_size='"),
+    (study.parse_grid, ["=0.1"], "grid expects FIELD=VALUES, got '=0.1'"),
+    (study.parse_grid, ["lr=0.1", "lr=0.2"], "grid gives lr twice: give all its values in one FIELD=VALUES"),
+    (study.parse_search, "lr=1:0", "search lr: search range '1:0': LOW must be below HIGH"),
+    (study.parse_search, ["lr=0:1:log"], "search lr: search range '0:1:log': a log range needs LOW above 0"),
+])
+def test_bad_grid_and_search_text_says_what_is_wrong(parse, items, message):
+    with pytest.raises(study.StudyError) as raised:
+        parse(items)
+    assert str(raised.value) == message
+
+
 def test_seed_studies_use_the_faithful_presets_with_three_seeds():
     spec = study.define_study("s2", seed_study="seed-002", epochs=3)
     configs = [spec.config_for({"preset": p, "repeat": k}) for p in spec.grid["preset"] for k in range(3)]

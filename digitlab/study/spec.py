@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,15 +135,37 @@ def parse_spec(text: str) -> dict[str, Any]:
     return {"choices": parse_values(text)}
 
 
-def parse_assignments(items: list[str], what: str) -> list[tuple[str, str]]:
-    """["FIELD=TEXT", ...] -> [(field, text)]; ``what`` names the option in messages (--grid, --search)."""
-    pairs = []
+def parse_assignments(items: str | Iterable[str], what: str) -> list[tuple[str, str]]:
+    """["FIELD=TEXT", ...], or a text of one FIELD=TEXT a line (blank lines skipped) -> [(field, text)]; ``what``
+    names the option in messages (--grid, --search, grid, search)."""
+    if isinstance(items, str):
+        items = [line for line in items.splitlines() if line.strip()]
+    pairs: dict[str, str] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or not text.strip():
             raise StudyError(f"{what} expects FIELD=VALUES, got {item!r}")
-        pairs.append((key.strip(), text.strip()))
-    return pairs
+        if key.strip() in pairs:
+            raise StudyError(f"{what} gives {key.strip()} twice: give all its values in one FIELD=VALUES")
+        pairs[key.strip()] = text.strip()
+    return list(pairs.items())
+
+
+def parse_grid(items: str | Iterable[str], what: str = "grid") -> dict[str, list]:
+    """A grid, field -> values, from FIELD=VALUES items (the CLI's --grid) or lines (the Study page's)."""
+    return {key: parse_values(text) for key, text in parse_assignments(items, what)}
+
+
+def parse_search(items: str | Iterable[str], what: str = "search") -> dict[str, dict]:
+    """A search space, field -> parse_spec's range or choices, from FIELD=SPEC items (the CLI's --search) or lines
+    (the Study page's)."""
+    search = {}
+    for key, text in parse_assignments(items, what):
+        try:
+            search[key] = parse_spec(text)
+        except StudyError as err:
+            raise StudyError(f"{what} {key}: {err}") from None
+    return search
 
 
 def _field_error(config: TrainConfig, key: str, value: Any, what: str) -> str | None:
