@@ -22,7 +22,7 @@ from digitlab.study.spec import StudySpec
 from digitlab.study.storage import load_study
 
 RESULT_ATTRS = ("run_id", "status", "seed", "param_count", "epochs", "val_acc", "test_acc", "test_loss", "train_s",
-                "error")
+                "error")  # the user attributes the objective records on its trial; the summary reads them
 
 
 class _Spare(Exception):
@@ -48,8 +48,8 @@ class _Either:
 
 
 class _Objective:
-    """Trains the one trial Optuna hands it (work makes one per trial) and keeps what work asks after it: the trial's
-    id in ``storage``, the storage work was given, and what it raised."""
+    """Trains the one trial Optuna hands it (work makes one per trial) and keeps, for work to ask after, the trial's
+    id in ``storage`` (the storage work was given) and what it raised."""
 
     def __init__(self, spec: StudySpec, data: MNIST, store: RunStore, stop, storage: RDBStorage, study_id: int):
         self.spec, self.data, self.store, self.stop = spec, data, store, stop
