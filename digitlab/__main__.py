@@ -221,8 +221,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     _check_workers(args.workers)
     spec = study.define_study(
         args.name, args.base or "fast", seed_study=args.preset, repeat=args.repeat,
-        grid={key: study.parse_values(text) for key, text in study.parse_assignments(args.grid, "--grid")},
-        search={key: study.parse_spec(text) for key, text in study.parse_assignments(args.search, "--search")},
+        grid=study.parse_grid(args.grid, "--grid"), search=study.parse_search(args.search, "--search"),
         trials=args.trials, prune=args.prune, epochs=args.epochs, validation_size=args.validation)
     data = load_mnist(args.data, download=not args.no_download)
     bar, progress = _study_bar(spec.total, args.quiet)

@@ -61,13 +61,11 @@ with st.expander("Start a study", expanded=jobs.latest_study is None, icon=":mat
         prune = st.checkbox("Prune weak search trials on validation accuracy", key="study.prune")
 
         def built() -> study.StudySpec:
-            lines = lambda text: [line for line in text.splitlines() if line.strip()]  # noqa: E731
-            searched = {k: study.parse_spec(v) for k, v in study.parse_assignments(lines(search), "search")}
+            searched = study.parse_search(search)
             return study.define_study(
                 name, base, repeat=int(repeat), prune=prune, epochs=int(build_epochs) or None,
                 validation_size=int(validation), trials=int(trials) if searched else None,
-                grid={k: study.parse_values(v) for k, v in study.parse_assignments(lines(grid), "grid")},
-                search=searched)
+                grid=study.parse_grid(grid), search=searched)
 
         if st.button("Start the study", key="study.start_built", type="primary", **ui.state_changing()):
             start(built)
