@@ -15,10 +15,16 @@ from torch import nn
 
 from digitlab import device as devices
 from digitlab.config import TrainConfig
-from digitlab.data import MNIST, Split, augment, batch_count, batches, to_device
+from digitlab.data import MNIST, DeviceData, Split, augment, batch_count, batches, to_device
 from digitlab.models import count_parameters, create_model
 
 EVAL_BATCH_SIZE = 1000
+# Held-out accuracy and loss are measured this many times per epoch (the last at its end), on at most HELD_OUT_SIZE
+# images: the validation split's, else the test set's, the same images for every run (HELD_OUT_SEED). Each check
+# costs a forward pass over them; 1,000 images ten times an epoch is about 5% of training the fast preset.
+HELD_OUT_POINTS = 10
+HELD_OUT_SIZE = 1000
+HELD_OUT_SEED = 20251206
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class RunStart:
     batches_per_epoch: int
     train_size: int
     precision: str  # what it trains in, resolved: fp32, bf16 or fp16
+    held_out_split: str = "test"  # what HeldOutScore events measure: "validation" or "test" ...
+    held_out_size: int = 0  # ... on this many of its images
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,19 @@ class BatchEnd:
     samples_seen: int
     elapsed_s: float
     lr: float
+
+
+@dataclass(frozen=True)
+class HeldOutScore:
+    """Accuracy and loss on the held-out images (RunStart.held_out_split and _size) after ``samples_seen`` training
+    images: several times per epoch, so that accuracy is live inside one."""
+
+    epoch: int
+    batch: int  # within the epoch, after which it was measured
+    samples_seen: int
+    elapsed_s: float
+    loss: float
+    accuracy: float
 
 
 @dataclass(frozen=True)
@@ -70,22 +91,53 @@ class RunEnd:
     model: nn.Module  # eval mode; after a stop or divergence, the weights of the last finished epoch
 
 
-Event = RunStart | BatchEnd | EpochEnd | RunEnd
+Event = RunStart | BatchEnd | HeldOutScore | EpochEnd | RunEnd
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` over ``split`` (on the split's device)."""
+    return _evaluate(model, split, batch_size)[0]
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` over ``split`` (on the split's device)."""
+def _evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE, part: torch.Tensor | None = None
+              ) -> list[tuple[float, float]]:
+    """[(loss, accuracy) over ``split``], and over its images where ``part`` (a bool mask (N,) on the split's device)
+    is true, if given: both from one pass."""
     model.eval()
     device = split.labels.device
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    parts = 1 if part is None else 2
+    loss = torch.zeros(parts, device=device)  # summed cross-entropy: over the split (, over the part)
+    correct = torch.zeros(parts, device=device, dtype=torch.long)
     # Full precision, no autocast: the metrics must be exactly what predict() gives for the stored weights.
-    for images, labels in batches(split, batch_size, shuffle=False):
+    for start, (images, labels) in zip(range(0, len(split), batch_size), batches(split, batch_size, shuffle=False)):
         logits = model(images)
-        total_loss += F.cross_entropy(logits, labels, reduction="sum")
-        correct += (logits.argmax(1) == labels).sum()
-    return total_loss.item() / len(split), correct.item() / len(split)
+        losses = F.cross_entropy(logits, labels, reduction="none")
+        right = logits.argmax(1) == labels
+        loss[0] += losses.sum()
+        correct[0] += right.sum()
+        if part is not None:
+            chosen = part[start : start + len(labels)]
+            loss[1] += losses[chosen].sum()
+            correct[1] += right[chosen].sum()
+    counts = [len(split)] + ([int(part.sum())] if part is not None else [])
+    return [(total / n, right / n) for total, right, n in zip(loss.tolist(), correct.tolist(), counts)]
+
+
+def held_out_part(split: DeviceData, size: int = HELD_OUT_SIZE) -> tuple[str, torch.Tensor]:
+    """("validation" or "test", a bool mask over that split's images): the images held-out checks measure, the same
+    for every run (a fixed permutation)."""
+    name = "validation" if split.validation is not None else "test"
+    source = split.validation if split.validation is not None else split.test
+    chosen = torch.randperm(len(source), generator=torch.Generator().manual_seed(HELD_OUT_SEED))[:size]
+    part = torch.zeros(len(source), dtype=torch.bool)
+    part[chosen] = True
+    return name, part.to(source.labels.device)
+
+
+def held_out_marks(batches_per_epoch: int, points: int = HELD_OUT_POINTS) -> set[int]:
+    """The batches of an epoch after which held-out accuracy is measured, besides its end: evenly spaced."""
+    return {round(k * batches_per_epoch / points) for k in range(1, points)} - {0, batches_per_epoch}
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -118,11 +170,13 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps:
     return None, False
 
 
-def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None) -> Iterator[Event]:
-    """Train ``config`` on ``data``: RunStart, then per epoch BatchEnd... EpochEnd, then RunEnd.
+def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None,
+          held_out_points: int = HELD_OUT_POINTS) -> Iterator[Event]:
+    """Train ``config`` on ``data``: RunStart, then per epoch BatchEnd... (with ``held_out_points`` HeldOutScore
+    events among them, the last just before the epoch ends; 0 for none) EpochEnd, then RunEnd.
 
     A set ``stop`` ends training before the next batch (status "stopped"); a non-finite loss ends it with status
-    "diverged". On the CPU the same config and seed give the same loss sequence.
+    "diverged". On the CPU the same config and seed give the same loss sequence, whatever ``held_out_points``.
     """
     errors = config.validate()
     if errors:
@@ -145,8 +199,12 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
     scaler = devices.grad_scaler(device, precision)
     # Reading a loss back forces the host to wait for the device: on an accelerator, read them ten at a time.
     sync_every = 1 if device.type == "cpu" else 10
+    held_out_name, held_out = held_out_part(split)
+    held_out_source = split.validation if held_out_name == "validation" else split.test
+    held_out_split = Split(held_out_source.images[held_out], held_out_source.labels[held_out])
+    marks = held_out_marks(per_epoch, held_out_points) if held_out_points else set()
     yield RunStart(model, device.type, devices.describe(device), count_parameters(model), per_epoch, len(split.train),
-                   precision)
+                   precision, held_out_name, len(held_out_split) if held_out_points else 0)
 
     start = time.perf_counter()
     samples_seen = 0
@@ -192,7 +250,7 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
             return None
 
         stopped = False
-        for images, labels in batches(split.train, config.batch_size, generator):
+        for step, (images, labels) in enumerate(batches(split.train, config.batch_size, generator), start=1):
             if stop.is_set():
                 stopped = True
                 break
@@ -211,9 +269,13 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
                 # Report plain cross-entropy so train and test losses are comparable whatever the smoothing.
                 reported = F.cross_entropy(logits, labels) if config.label_smoothing else objective
                 pending.append((reported.detach(), (logits.argmax(1) == labels).sum(), len(labels), last_lr))
-            if len(pending) >= sync_every and (bad := (yield from flush())):
+            if (len(pending) >= sync_every or step in marks) and (bad := (yield from flush())):
                 yield end("diverged", _diverged_message(config, bad))
                 return
+            if step in marks:
+                (held_loss, held_acc), = _evaluate(model, held_out_split)
+                model.train()
+                yield HeldOutScore(epoch, batch, samples_seen, time.perf_counter() - start, held_loss, held_acc)
         if bad := (yield from flush()):
             yield end("diverged", _diverged_message(config, bad))
             return
@@ -222,8 +284,15 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None)
             return
         if scheduler is not None and not per_batch_schedule:
             scheduler.step()
-        test_loss, test_acc = evaluate(model, split.test)
-        val_loss, val_acc = evaluate(model, split.validation) if split.validation is not None else (None, None)
+        # The epoch's last held-out check comes from the same passes as its full evaluation.
+        check = held_out if held_out_points else None
+        (test_loss, test_acc), *test_part = _evaluate(model, split.test, part=check if held_out_name == "test" else None)
+        val_loss = val_acc = None
+        val_part = []
+        if split.validation is not None:
+            (val_loss, val_acc), *val_part = _evaluate(model, split.validation, part=check)
+        if held_out_points:
+            yield HeldOutScore(epoch, batch, samples_seen, time.perf_counter() - start, *(test_part or val_part)[0])
         finished = EpochEnd(epoch, config.epochs, loss_sum / batch, correct_sum / len(split.train), test_loss,
                             test_acc, last_lr, samples_seen, time.perf_counter() - start, val_loss, val_acc)
         last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -10,7 +10,7 @@ import contextlib
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from torch import nn
 
 from digitlab import __version__
 from digitlab.config import TrainConfig
-from digitlab.engine import BatchEnd, EpochEnd, Event, RunEnd, RunStart
+from digitlab.engine import BatchEnd, EpochEnd, Event, HeldOutScore, RunEnd, RunStart
 from digitlab.pause import pause_point
 from digitlab.store import (
     FORMAT,
@@ -46,23 +46,29 @@ def downsample(values: list[float], max_points: int = MAX_BATCH_POINTS) -> list[
 
 @dataclass
 class BatchTrace:
-    """Per-batch loss with where it happened: samples seen and seconds since the start."""
+    """Per-batch training loss and accuracy (of the logits each step computed anyway), with where they happened:
+    samples seen and seconds since the start."""
 
     samples_seen: list[int] = field(default_factory=list)
     elapsed_s: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
 
-    def add(self, event: BatchEnd) -> None:
-        self.samples_seen.append(event.samples_seen)
-        self.elapsed_s.append(event.elapsed_s)
-        self.loss.append(event.loss)
+    def add(self, event: BatchEnd | HeldOutScore) -> None:
+        for name in self.names():
+            getattr(self, name).append(getattr(event, name))
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
     def to_dict(self, max_points: int = MAX_BATCH_POINTS) -> dict[str, list[float]]:
-        return {
-            "samples_seen": downsample(self.samples_seen, max_points),
-            "elapsed_s": downsample(self.elapsed_s, max_points),
-            "loss": downsample(self.loss, max_points),
-        }
+        return {name: downsample(getattr(self, name), max_points) for name in self.names()}
+
+
+def held_out_record(start: RunStart, trace: BatchTrace) -> dict:
+    """run.json's "held_out": which images the held-out checks (HeldOutScore) measure, and the checks so far."""
+    return {"split": start.held_out_split, "size": start.held_out_size, **trace.to_dict()}
 
 
 def epoch_record(event: EpochEnd) -> dict[str, float | None]:
@@ -84,6 +90,8 @@ class RunRecorder:
         self.config = config
         self.run_id, self.path = store.create_folder(config)
         self.trace = BatchTrace()
+        self.held_out = BatchTrace()  # the held-out checks
+        self._start: RunStart | None = None
         self.model: nn.Module | None = None
         self._lock = None
         now = _now()
@@ -123,12 +131,17 @@ class RunRecorder:
     def _write(self) -> None:
         self.data["updated_at"] = _now()
         self.data["batches"] = self.trace.to_dict()
+        if self._start is not None and self._start.held_out_size:
+            self.data["held_out"] = held_out_record(self._start, self.held_out)
         write_json(self.path / RUN_FILE, self.data)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, BatchEnd):
             self.trace.add(event)
+        elif isinstance(event, HeldOutScore):
+            self.held_out.add(event)
         elif isinstance(event, RunStart):
+            self._start = event
             self.model = event.model
             self.data.update(device=event.device, device_name=event.device_name, precision=event.precision,
                              param_count=event.param_count, train_size=event.train_size)

@@ -22,7 +22,7 @@ from digitlab.config import ConfigError, TrainConfig
 from digitlab.device import DEVICE_CHOICES, PRECISIONS
 from digitlab.models import create_model
 
-FORMAT = 1
+FORMAT = 2  # 2: batches.accuracy and held_out (accuracy live inside an epoch); format 1 records are read too
 # "pruned": a study's search ended it early (digitlab.study), after at least one finished epoch.
 STATUSES = ("running", "completed", "stopped", "diverged", "interrupted", "failed", "pruned")
 RESOLVED_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -126,6 +126,8 @@ BATCH_FIELDS: dict[str, Check] = {  # downsampled averages: samples_seen may hol
     "samples_seen": _number(0, MAX_COUNT), "elapsed_s": _SECONDS,
     "loss": _number(0, MAX_LOSS, non_finite_when=NON_FINITE_LOSS_STATUSES),
 }
+BATCH_ACCURACY: dict[str, Check] = {"accuracy": _ACC}  # since format 2
+HELD_OUT_SPLITS = ("validation", "test")
 FINAL_FIELDS: dict[str, Check] = {"train_s": _SECONDS, "epochs_done": _number(0, 10**6, integer=True)}
 # A run stopped before its first batch has no score (its weights were random and are not kept): its final block
 # holds no test metrics. Every other finished run has them.
@@ -220,19 +222,33 @@ def _check_list_of(value: Any, fields: dict[str, Check] | Check, where: str, sta
     return problems
 
 
-def _check_batches(batches: Any, status: str) -> list[str]:
-    if not isinstance(batches, dict):
-        return [f"batches must be an object, got {_shown(batches)}"]
+def _check_traces(trace: Any, fields: dict[str, Check], where: str, status: str) -> list[str]:
+    """Lists of numbers of equal length, one per field (batches, held_out)."""
+    if not isinstance(trace, dict):
+        return [f"{where} must be an object, got {_shown(trace)}"]
     problems = []
-    for key, check in BATCH_FIELDS.items():
-        if key not in batches:
-            problems.append(f"batches.{key} is missing")
+    for key, check in fields.items():
+        if key not in trace:
+            problems.append(f"{where}.{key} is missing")
         else:
-            problems += _check_list_of(batches[key], check, f"batches.{key}", status)
-    lengths = {len(batches[key]) for key in BATCH_FIELDS if isinstance(batches.get(key), list)}
+            problems += _check_list_of(trace[key], check, f"{where}.{key}", status)
+    lengths = {len(trace[key]) for key in fields if isinstance(trace.get(key), list)}
     if len(lengths) > 1:
-        problems.append(f"batches lists must have equal lengths, got {', '.join(map(str, sorted(lengths)))}")
+        problems.append(f"{where} lists must have equal lengths, got {', '.join(map(str, sorted(lengths)))}")
     return problems
+
+
+def _check_batches(batches: Any, status: str, version: int) -> list[str]:
+    return _check_traces(batches, {**BATCH_FIELDS, **(BATCH_ACCURACY if version >= 2 else {})}, "batches", status)
+
+
+def _check_held_out(held_out: Any, status: str) -> list[str]:
+    """Which images the held-out checks measure, and the checks (format 2): absent before training starts."""
+    if not isinstance(held_out, dict):
+        return [f"held_out must be an object, got {_shown(held_out)}"]
+    problems = _check_fields(held_out, {"split": _choice(HELD_OUT_SPLITS), "size": _number(1, MAX_COUNT, integer=True)},
+                             "held_out.", status, required=True)
+    return problems + _check_traces(held_out, {**BATCH_FIELDS, **BATCH_ACCURACY}, "held_out", status)
 
 
 def _check_final(final: Any, status: str) -> list[str]:
@@ -244,12 +260,13 @@ def _check_final(final: Any, status: str) -> list[str]:
             + _check_fields(final, FINAL_SCORES, "final.", status, required=status != "stopped"))
 
 
-# The required parts with structure of their own: (value, status) -> problems.
-PARTS: dict[str, Callable[[Any, str], list[str]]] = {
-    "config": lambda config, status: _check_config(config),
-    "epochs": lambda epochs, status: _check_list_of(epochs, EPOCH_FIELDS, "epochs", status, EPOCH_VALIDATION),
+# The required parts with structure of their own: (value, status, format) -> problems.
+PARTS: dict[str, Callable[[Any, str, int], list[str]]] = {
+    "config": lambda config, status, version: _check_config(config),
+    "epochs": lambda epochs, status, version: _check_list_of(epochs, EPOCH_FIELDS, "epochs", status,
+                                                             EPOCH_VALIDATION),
     "batches": _check_batches,
-    "final": _check_final,
+    "final": lambda final, status, version: _check_final(final, status),
 }
 
 
@@ -259,11 +276,13 @@ def check_record(data: Any) -> None:
         raise SchemaError(f"run.json must hold an object, got {_shown(data)}")
     problems = _check_format(data)
     if "format" not in data or not problems:  # another format's fields mean other things: say only that
-        status = data.get("status")
+        status, version = data.get("status"), data.get("format", FORMAT)
         for key, check in PARTS.items():
-            problems += [f"{key} is missing"] if key not in data else check(data[key], status)
+            problems += [f"{key} is missing"] if key not in data else check(data[key], status, version)
         problems += _check_fields(data, REQUIRED, "", status, required=True)
         problems += _check_fields(data, OPTIONAL, "", status, required=False)
+        if "held_out" in data:
+            problems += _check_held_out(data["held_out"], status)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise SchemaError("run.json: " + "; ".join(problems[:3]) + more)

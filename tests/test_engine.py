@@ -5,7 +5,8 @@ import torch
 
 from digitlab.config import TrainConfig
 from digitlab.data import MNIST
-from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, evaluate, make_optimizer, make_scheduler, train
+from digitlab.engine import (HELD_OUT_POINTS, BatchEnd, EpochEnd, HeldOutScore, RunEnd, RunStart, evaluate,
+                             held_out_marks, make_optimizer, make_scheduler, train)
 from digitlab.models import create_model
 
 TINY = TrainConfig(model="mlp", model_options={"hidden": [32]}, optimizer="adam", lr=0.01, batch_size=64,
@@ -13,7 +14,7 @@ TINY = TrainConfig(model="mlp", model_options={"hidden": [32]}, optimizer="adam"
 
 
 def test_event_order(tiny_data):
-    events = list(train(TINY, tiny_data))
+    events = list(train(TINY, tiny_data, held_out_points=0))
     kinds = [type(e).__name__ for e in events]
     per_epoch = 5  # ceil(300 / 64)
     assert kinds == ["RunStart"] + (["BatchEnd"] * per_epoch + ["EpochEnd"]) * 2 + ["RunEnd"]
@@ -28,6 +29,46 @@ def test_event_order(tiny_data):
     assert all(0 <= e.test_acc <= 1 and e.test_loss > 0 for e in epochs)
     assert isinstance(end, RunEnd) and end.status == "completed" and end.epochs_done == 2
     assert end.test_acc == epochs[-1].test_acc
+
+
+def test_held_out_accuracy_is_measured_inside_each_epoch_and_at_its_end(tiny_data):
+    events = list(train(TINY, tiny_data))
+    kinds = [type(e).__name__ for e in events]
+    # 5 batches an epoch: a check after batches 1 to 4 (10 evenly spaced points, rounded) and one at the end.
+    epoch = ["BatchEnd", "HeldOutScore"] * 4 + ["BatchEnd", "HeldOutScore", "EpochEnd"]
+    assert kinds == ["RunStart"] + epoch * 2 + ["RunEnd"]
+    start = events[0]
+    assert (start.held_out_split, start.held_out_size) == ("test", 100)  # the tiny test set has 100 images
+    checks = [e for e in events if isinstance(e, HeldOutScore)]
+    batches = {(e.epoch, e.batch): e for e in events if isinstance(e, BatchEnd)}
+    for check in checks:  # each one comes after the batch it names, with that batch's count of images
+        assert batches[(check.epoch, check.batch)].samples_seen == check.samples_seen
+        assert 0 <= check.accuracy <= 1 and check.loss > 0
+    ends = [e for e in events if isinstance(e, EpochEnd)]
+    assert [(c.loss, c.accuracy) for c in checks[4::5]] == [(e.test_loss, e.test_acc) for e in ends]
+    assert checks[-1].accuracy > checks[0].accuracy  # it learns, and the checks see it
+
+
+def test_held_out_checks_use_a_fixed_subset_of_the_validation_split_and_change_no_loss(tiny_data):
+    config = TINY.replace(validation_size=60)
+    with_checks = list(train(config, tiny_data))
+    assert (with_checks[0].held_out_split, with_checks[0].held_out_size) == ("validation", 60)
+    ends = [e for e in with_checks if isinstance(e, EpochEnd)]
+    checks = [e for e in with_checks if isinstance(e, HeldOutScore)]
+    assert checks[-1].accuracy == ends[-1].val_acc and checks[-1].loss == pytest.approx(ends[-1].val_loss)
+    without = list(train(config, tiny_data, held_out_points=0))
+    assert without[0].held_out_size == 0 and not any(isinstance(e, HeldOutScore) for e in without)
+    losses = lambda events: [e.loss for e in events if isinstance(e, BatchEnd)]  # noqa: E731
+    assert losses(with_checks) == losses(without)  # measuring does not touch training
+
+
+@pytest.mark.parametrize("batches_per_epoch", [1, 5, 10, 11, 215, 1875])
+def test_held_out_marks_are_evenly_spaced_inside_the_epoch(batches_per_epoch):
+    marks = sorted(held_out_marks(batches_per_epoch))
+    assert all(0 < m < batches_per_epoch for m in marks)
+    assert len(marks) == min(HELD_OUT_POINTS, batches_per_epoch) - 1  # with the epoch's end: 10 points, or one a batch
+    gaps = [b - a for a, b in zip([0, *marks], [*marks, batches_per_epoch])]
+    assert max(gaps) - min(gaps) <= 1
 
 
 def test_training_learns_the_synthetic_digits(tiny_data):

@@ -19,6 +19,7 @@ from digitlab.config import TrainConfig
 from digitlab.dashboard.text import markdown_literal, plotly_literal, shorten
 from digitlab.engine import train
 from digitlab.recorder import record_training
+from digitlab.schema import FORMAT
 from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore, write_json
 from tests.conftest import SHIPPED
 from tests.test_app import app_env, assert_clean, open_app  # noqa: F401 (app_env is a fixture)
@@ -251,7 +252,7 @@ def weights_of(run: str):
 NAN, INF = float("nan"), float("inf")
 MISSING = ["format", "name", "status", "message", "config", "created_at", "updated_at", "finished_at", "pid", "host",
            "versions", "epochs", "batches", "final", "final.test_acc", "final.epochs_done", "epochs.0.test_loss",
-           "batches.loss"]
+           "batches.loss", "batches.accuracy", "held_out.split", "held_out.size", "held_out.accuracy"]
 # (variant, change to run.json or to the folder, what the reason must say)
 VARIANTS = [
     *[(f"missing-{field}", drop(field), re.sub(r"\.(\d+)", r"[\1]", f"{field} is missing")) for field in MISSING],
@@ -273,6 +274,14 @@ VARIANTS = [
     ("type-param-count", set_("param_count", True), "param_count must be an integer, got True"),
     ("type-shipped", set_("shipped", "yes"), "shipped must be true or false"),
     ("unequal-batches", lambda d: d["batches"]["loss"].pop(), "batches lists must have equal lengths"),
+    ("type-held-out", set_("held_out", "lots"), "held_out must be an object, got 'lots'"),
+    ("type-held-out-split", set_("held_out.split", "train"), "held_out.split must be one of validation, test"),
+    ("type-held-out-loss", set_("held_out.loss", 0.1), "held_out.loss must be a list, got 0.1"),
+    ("unequal-held-out", lambda d: d["held_out"]["accuracy"].pop(), "held_out lists must have equal lengths"),
+    ("nan-held-out-acc", set_("held_out.accuracy.0", NAN), "held_out.accuracy[0] must be a finite number, got nan"),
+    ("inf-held-out-loss", set_("held_out.loss.0", INF), "held_out.loss[0] must be a finite number, got inf"),
+    ("huge-held-out-size", set_("held_out.size", 10**400), "held_out.size must be an integer between 1 and 1e+12"),
+    ("nan-batch-accuracy", set_("batches.accuracy.1", NAN), "batches.accuracy[1] must be a finite number, got nan"),
     # NaN and infinities (a completed run: only diverged or failed runs may hold a non-finite loss)
     ("nan-test-acc", set_("final.test_acc", NAN), "final.test_acc must be a finite number, got nan"),
     ("nan-test-loss", set_("final.test_loss", NAN), "final.test_loss must be a finite number, got nan"),
@@ -310,7 +319,8 @@ VARIANTS = [
     ("status-html", set_("status", "<b>done</b>"), "status must be one of"),
     ("completed-without-final", set_("final", {}), "final is empty, but a completed run has finished"),
     # bad format versions
-    ("format-newer", set_("format", 2), "format 2 is newer than this digitlab reads (format 1): upgrade digitlab"),
+    ("format-newer", set_("format", FORMAT + 1),
+     f"format {FORMAT + 1} is newer than this digitlab reads (format {FORMAT}): upgrade digitlab"),
     ("format-far-newer", set_("format", 10**400), "is newer than this digitlab reads"),
     ("format-zero", set_("format", 0), "format must be a positive integer, got 0"),
     ("format-text", set_("format", "1"), "format must be a positive integer, got '1'"),

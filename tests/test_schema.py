@@ -11,7 +11,7 @@ from digitlab.config import TrainConfig
 from digitlab.data import MNIST
 from digitlab.engine import train
 from digitlab.recorder import record_training
-from digitlab.schema import SchemaError, check_record, check_weights
+from digitlab.schema import FORMAT, SchemaError, check_record, check_weights
 from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,7 +59,8 @@ def test_a_real_diverged_run_reads_with_its_nan_losses(tiny_data, tmp_path):
     (lambda d: d["config"].update(lr=-1), "config: lr must be above 0 and at most 10, got -1"),
     (lambda d: d["config"].update(colour="red"), "config cannot be read: unknown config field(s) colour"),
     (lambda d: d.pop("name"), "name is missing"),
-    (lambda d: d.update(format=2), "format 2 is newer than this digitlab reads (format 1): upgrade digitlab"),
+    (lambda d: d.update(format=FORMAT + 1),
+     f"format {FORMAT + 1} is newer than this digitlab reads (format {FORMAT}): upgrade digitlab"),
     (lambda d: d.update(format="1"), "format must be a positive integer, got '1'"),
     (lambda d: d.update(final={}), "final is empty, but a completed run has finished"),
 ])
@@ -136,3 +137,49 @@ def test_a_study_run_names_its_study_and_trial_and_a_pruned_run_reads(shipped_re
             check_record({**study_run, "study": bad})
     with pytest.raises(SchemaError, match="final is empty, but a pruned run has finished"):
         check_record({**study_run, "final": {}})
+
+
+@pytest.fixture(scope="module")
+def format_2_record(tiny_data, tmp_path_factory) -> dict:
+    """A run recorded now: batch accuracy and the held-out checks (format 2)."""
+    record = record_training(RunStore(tmp_path_factory.mktemp("format-2")), TINY.replace(epochs=2),
+                             train(TINY.replace(epochs=2), tiny_data))
+    return json.loads((record.path / RUN_FILE).read_text())
+
+
+def test_a_run_recorded_now_holds_batch_accuracy_and_held_out_checks_and_reads(format_2_record):
+    data = format_2_record
+    assert data["format"] == FORMAT == 2
+    check_record(data)
+    batches, held_out = data["batches"], data["held_out"]
+    assert len(batches["accuracy"]) == len(batches["loss"]) and all(0 <= a <= 1 for a in batches["accuracy"])
+    assert held_out["split"] == "test" and held_out["size"] == 100  # the tiny test set, whole: under 1,000 images
+    assert len(held_out["accuracy"]) == len(held_out["loss"]) == len(held_out["samples_seen"]) >= 2
+    # The last check of each epoch is measured on the same images and weights as that epoch's end.
+    assert held_out["samples_seen"][-1] == data["epochs"][-1]["samples_seen"]
+    assert held_out["accuracy"][-1] == data["epochs"][-1]["test_acc"]
+
+
+def test_format_1_records_without_the_new_fields_still_read(shipped_record, format_2_record):
+    assert shipped_record["format"] == 1 and "accuracy" not in shipped_record["batches"]
+    check_record(shipped_record)
+    as_format_1 = copy.deepcopy(format_2_record)
+    with pytest.raises(SchemaError, match="batches.accuracy is missing"):  # format 2 must have it
+        check_record({**as_format_1, "batches": {k: v for k, v in as_format_1["batches"].items() if k != "accuracy"}})
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["held_out"].update(split="train"), "held_out.split must be one of validation, test, got 'train'"),
+    (lambda d: d["held_out"].update(size=0), "held_out.size must be an integer between 1 and 1e+12, got 0"),
+    (lambda d: d["held_out"]["accuracy"].__setitem__(0, 1.5), "held_out.accuracy[0] must be a number between 0 and 1"),
+    (lambda d: d["held_out"]["loss"].pop(), "held_out lists must have equal lengths"),
+    (lambda d: d["held_out"].pop("elapsed_s"), "held_out.elapsed_s is missing"),
+    (lambda d: d.update(held_out=[]), "held_out must be an object, got []"),
+    (lambda d: d["batches"]["accuracy"].__setitem__(0, -0.1), "batches.accuracy[0] must be a number between 0 and 1"),
+])
+def test_bad_held_out_checks_or_batch_accuracy_name_the_field(format_2_record, change, message):
+    data = copy.deepcopy(format_2_record)
+    change(data)
+    with pytest.raises(SchemaError) as raised:
+        check_record(data)
+    assert message in str(raised.value)
