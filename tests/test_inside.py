@@ -129,6 +129,18 @@ def test_integrated_gradients_add_up_to_the_score_difference_from_a_black_canvas
     assert inside.attribution(run, image, "integrated_gradients").sum().item() == pytest.approx(gap, rel=0.05)
 
 
+@pytest.mark.parametrize("method", inside.METHODS)
+def test_attributions_of_a_batch_are_each_image_s_own(runs, method):
+    run = runs["lenet"]
+    images = torch.cat([drawn(run, digit) for digit in (2, 7, 9)])
+    one_by_one = torch.stack([inside.attribution(run, image[None], method) for image in images])
+    assert torch.allclose(inside.attributions(run, images, method), one_by_one, atol=1e-5)
+    assert torch.allclose(inside.attributions(run, images, method, targets=(1, 1, 1))[1],
+                          inside.attribution(run, images[1:2], method, target=1), atol=1e-5)
+    with pytest.raises(inside.AttributionError, match="got 2 targets for 3 inputs"):
+        inside.attributions(run, images, method, targets=[1, 2])
+
+
 def near_ink(image01: torch.Tensor, pixels: int = 2) -> torch.Tensor:
     """(28, 28) bool: within ``pixels`` (chessboard distance) of a pixel with ink."""
     ink = (image01 > 0.2).float()[None, None]
