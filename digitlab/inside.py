@@ -14,7 +14,7 @@ import copy
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from digitlab.models import Flatten
 from digitlab.store import LoadedRun, atomic_write
 
 METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion")
+# The Inside page's first choice: it does best on the deletion test (digitlab.deletion; measured by bench --inside).
+DEFAULT_METHOD = "integrated_gradients"
 IG_STEPS = 50
 OCCLUSION_WINDOW, OCCLUSION_STRIDE = 4, 2
 CACHE_FORMAT = "digitlab-inside-1"
@@ -237,39 +239,53 @@ def attribution(run: LoadedRun, image: torch.Tensor, method: str, target: int | 
     saliency: |d output / d pixel|. integrated_gradients: from a black canvas in the run's own scaling, 50 steps,
     signed. gradcam: on the last conv layer whose output is at least 2x2, upsampled, non-negative. occlusion: a 4x4
     black window at stride 2, signed (how much the class score drops when it covers a pixel)."""
+    if image.shape != (1, 1, 28, 28):
+        raise ValueError(f"expected a (1, 1, 28, 28) input as model_input returns it, got {tuple(image.shape)}")
+    return attributions(run, image, method, None if target is None else [target])[0]
+
+
+def attributions(run: LoadedRun, images: torch.Tensor, method: str, targets: Sequence[int] | None = None
+                 ) -> torch.Tensor:
+    """attribution for a batch: inputs (N, 1, 28, 28) -> maps (N, 28, 28), each for the class the model predicts
+    for it or for its entry of ``targets``. One Captum call for the whole batch."""
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion, Saliency
 
     if method not in METHODS:
         raise AttributionError(f"unknown attribution method {method!r}; known: {', '.join(METHODS)}")
-    if target is not None and (isinstance(target, bool) or not isinstance(target, int) or not 0 <= target <= 9):
-        raise AttributionError(f"target must be a digit from 0 to 9, got {target!r}")
-    if image.shape != (1, 1, 28, 28):
-        raise ValueError(f"expected a (1, 1, 28, 28) input as model_input returns it, got {tuple(image.shape)}")
+    if images.dim() != 4 or images.shape[1:] != (1, 28, 28) or len(images) == 0:
+        raise ValueError(f"expected (N, 1, 28, 28) inputs, N >= 1, as model_input returns them, got "
+                         f"{tuple(images.shape)}")
+    targets = None if targets is None else list(targets)  # Captum reads a tuple as one multi-index target
+    for target in targets or ():
+        if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target <= 9:
+            raise AttributionError(f"target must be a digit from 0 to 9, got {target!r}")
+    if targets is not None and len(targets) != len(images):
+        raise AttributionError(f"got {len(targets)} targets for {len(images)} inputs; give one per input, or none")
     black = model_input(run, torch.zeros(28, 28))
     with _own_model(run) as model:
-        if target is None:
+        if targets is None:
             with torch.inference_mode():
-                target = model(image).argmax(1).item()
-        image = image.detach().clone().requires_grad_(True)
+                targets = model(images).argmax(1).tolist()
+        images = images.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             if method == "saliency":
-                result = Saliency(model).attribute(image, target=target, abs=True)
+                result = Saliency(model).attribute(images, target=targets, abs=True)
             elif method == "integrated_gradients":
-                result = IntegratedGradients(model).attribute(image, baselines=black, target=target, n_steps=IG_STEPS)
+                result = IntegratedGradients(model).attribute(images, black, target=targets, n_steps=IG_STEPS)
             elif method == "occlusion":
                 window, stride = OCCLUSION_WINDOW, OCCLUSION_STRIDE
-                result = Occlusion(model).attribute(image, sliding_window_shapes=(1, window, window),
-                                                    strides=(1, stride, stride), baselines=black, target=target,
+                result = Occlusion(model).attribute(images, sliding_window_shapes=(1, window, window),
+                                                    strides=(1, stride, stride), baselines=black, target=targets,
                                                     perturbations_per_eval=64)
             else:
-                layer = _gradcam_layer(model, image.detach())
+                layer = _gradcam_layer(model, images[:1].detach())
                 if layer is None:
                     usable = ", ".join(m for m in METHODS if m != "gradcam")
                     raise AttributionError(f"gradcam needs a conv layer with an output of at least 2x2, and this "
                                            f"{run.config.model} has none; use {usable}")
-                cam = LayerGradCam(model, layer[1]).attribute(image, target=target, relu_attributions=True)
+                cam = LayerGradCam(model, layer[1]).attribute(images, target=targets, relu_attributions=True)
                 result = LayerAttribution.interpolate(cam, (28, 28), interpolate_mode="bilinear")
-    return result.detach()[0, 0].float()
+    return result.detach()[:, 0].float()
 
 
 # --- embeddings: nearest training images and the map of the test set ------------------------------------------

@@ -10,7 +10,7 @@ from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.dashboard.ui import inside as looked
 from digitlab.dashboard.ui import robustness as robust
 from digitlab.data import DataNotFoundError
-from digitlab.inside import METHODS, AttributionError
+from digitlab.inside import DEFAULT_METHOD, METHODS, AttributionError
 from digitlab.preprocess import canvas_image
 from digitlab.store import RunError
 
@@ -89,10 +89,11 @@ with input_col:
 with seen_col:
     if image is not None:
         st.image(digit_png((image * 255).round(), scale=6), caption="What the models see: 28 × 28")
+st.session_state.setdefault("inside.method", DEFAULT_METHOD)
 for setting in ("inside.method", "inside.show_all"):  # the Inside view's own: kept while another view is open
     if setting in st.session_state:
         st.session_state[setting] = st.session_state[setting]
-method, show_all = METHODS[0], False
+method, show_all = DEFAULT_METHOD, False
 if (st.session_state.get("inside.view") or st.query_params.get("inside.view", VIEWS[0])) == VIEWS[0]:
     with how_col:
         method = st.selectbox("Attribution", METHODS, format_func=METHOD_LABELS.get, key="inside.method",

@@ -4,6 +4,7 @@
 import pytest
 import torch
 
+from digitlab import inside
 from tests.test_app import app_env, assert_clean, canvas, open_app, shipped  # noqa: F401  (fixtures)
 
 
@@ -22,6 +23,21 @@ def test_a_drawing_shows_every_model_side_by_side(shipped, canvas):
     assert len(at.get("plotly_chart")) == 4  # one embedding map per model
     neighbours = [h for h in at.get("html") if "inside-neighbours" in h.proto.body]
     assert len(neighbours) == 4 and all(h.proto.body.count("<figure") == 8 for h in neighbours)
+
+
+def test_the_attribution_shown_first_is_the_default_method_and_a_choice_outlasts_another_view(shipped, canvas):
+    at = open_app("pages/inside.py")
+    assert_clean(at)
+    assert at.selectbox(key="inside.method").value == inside.DEFAULT_METHOD == "integrated_gradients"
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert captions.count("Integrated gradients for 3") >= 3
+    at.selectbox(key="inside.method").set_value("occlusion").run()
+    for view in ("Perturb", "Inside"):
+        at.query_params["inside.view"] = view  # the view is bound to the URL
+        at.session_state["inside.view"] = view
+        at.run()
+    assert_clean(at)
+    assert at.selectbox(key="inside.method").value == "occlusion"
 
 
 def test_gradcam_on_the_mlp_says_which_methods_apply_and_the_others_still_show_it(shipped, canvas):

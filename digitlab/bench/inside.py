@@ -3,7 +3,10 @@
 1. feature maps + saliency for one drawing, all shipped models together (p50, p95);
 2. integrated gradients, 50 steps, per model (p50, p95);
 3. nearest training images once the embeddings are in memory (p50, p95);
-4. embedding the 60,000 training images, once per model (seconds).
+4. embedding the 60,000 training images, once per model (seconds);
+5. the deletion test of each attribution method, per model: the mean drop in the probability of the model's answer
+   when the 10% of pixels the method ranks highest are removed, against 10% removed at random (digitlab.deletion),
+   on the first 30 test digits and on 30 pen-stroke digits, as tests/test_inside.py measures it.
 
 It works on a temporary copy of the store, with DIGITLAB_CACHE pointed into it, so that every embedding is really
 computed and no cache is left behind.
@@ -19,14 +22,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from digitlab import inside
-from digitlab.bench.strokes import render_digit
+from digitlab import deletion, inside
+from digitlab.bench.strokes import pen_digits, render_digit
 from digitlab.data import load_mnist
 from digitlab.device import configure_cpu
 from digitlab.preprocess import canvas_image
 from digitlab.store import LoadedRun, RunStore
 
 REPEATS = 50
+DELETION_DIGITS = 30
 
 
 def _percentiles(values: list[float]) -> str:
@@ -39,6 +43,17 @@ def _ms(call) -> float:
     start = time.perf_counter()
     call()
     return (time.perf_counter() - start) * 1000
+
+
+def _deletion_drops(run: LoadedRun, images) -> str:
+    """Each method's deletion_drop on ``images``, or a dash where the method does not apply (Grad-CAM on an MLP)."""
+    drops = []
+    for method in inside.METHODS:
+        try:
+            drops.append(f"{method} {deletion.deletion_drop(run, images, method):.3f}")
+        except inside.AttributionError:
+            drops.append(f"{method} -")
+    return ", ".join(drops)
 
 
 @contextlib.contextmanager
@@ -89,3 +104,10 @@ def run_inside_bench(root, store: RunStore) -> None:
             times = [_ms(lambda: inside.nearest_training_images(run, image[i % 10], 8, data, embeddings))
                      for i in range(REPEATS)]
             print(f"inside: nearest 8 training images, {run.id:15} {_percentiles(times)} (limit 30 ms)")
+        digit_sets = {"test digits": data.test_images[:DELETION_DIGITS].float() / 255,
+                      "pen-stroke digits": pen_digits(DELETION_DIGITS // 10)}
+        for which, images in digit_sets.items():
+            for run in runs:
+                print(f"inside: deletion of the top 10%, {run.id:15} {len(images)} {which}: "
+                      f"{_deletion_drops(run, images)}; at random {deletion.random_deletion_drop(run, images):.3f}",
+                      flush=True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
+
+from digitlab.preprocess import canvas_image
 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, start_deg: float = -90, sweep_deg: float = 360, n: int = 28):
@@ -66,3 +69,11 @@ def render_digit(
         for x, y in (stroke[0], stroke[-1]):  # round caps, as a brush leaves
             pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255, 255))
     return np.asarray(image).copy()
+
+
+def pen_digits(sizes: int = 3) -> torch.Tensor:
+    """(sizes * 10, 28, 28) on 0..1, as the canvas hands drawings to the models (preprocess.canvas_image): the digits
+    0 to 9 drawn ``sizes`` times, each round a little further right and in a thicker pen (14 px, 18, 22 ...), so
+    image i shows the digit i % 10."""
+    return torch.stack([canvas_image(render_digit(digit, (60 + 5 * step, 40, 200 + 5 * step, 240), 14 + 4 * step))
+                        for step in range(sizes) for digit in range(10)])
