@@ -15,7 +15,7 @@ from digitlab.dashboard.jobs.follow import AdoptedJob, TrainingJob
 from digitlab.recorder import RunRecorder
 from digitlab.store import RunStore, load_model
 from tests.conftest import REPO
-from tests.pausing import pause_env, wait_reached
+from tests.pausing import pause_env, release, wait_reached
 
 QUICK = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=50, epochs=2)
 SLOW = QUICK.replace(batch_size=4, epochs=200)  # thousands of batches: stops well before the end
@@ -60,20 +60,22 @@ def test_snapshots_grow_while_it_runs(manager):
     job.join(30)
 
 
-def test_stop_ends_the_job_at_once_and_keeps_the_run(manager):
-    """The trainer checks the stop event before every batch (tests/test_engine.py holds it to one batch); here the
-    whole trip, page to child process and back, must take well under a second."""
+def test_stop_ends_the_job_before_its_next_batch_and_keeps_the_run(monkeypatch, tmp_path, tiny_data_root,
+                                                                    store_root):
+    """The trainer checks the stop event before every batch (tests/test_engine.py holds the engine to one batch):
+    pressed while the trainer is held at the end of epoch 1, the stop lets no batch of epoch 2 train."""
+    pause_here(monkeypatch, tmp_path / "pause", "train.after_epoch")
+    manager = Coordinator(RunStore(store_root), tiny_data_root)
     job = manager.start_run(SLOW)
-    wait_for(lambda: job.snapshot().epoch >= 2)  # at least one finished epoch to keep
-    pressed = time.perf_counter()
+    wait_reached(tmp_path / "pause", "train.after_epoch")
     job.stop()
+    release(tmp_path / "pause", "train.after_epoch")
     assert job.join(30)
-    assert time.perf_counter() - pressed < 1.0
     snap = job.snapshot()
-    assert snap.status == "stopped" and snap.stop_requested
-    assert snap.samples_seen < SLOW.epochs * 300  # it did not run to the end
+    assert snap.status == "stopped" and snap.stop_requested and "during epoch 2" in snap.message
+    assert snap.samples_seen == snap.epochs[0]["samples_seen"] == 300  # not one image of epoch 2
     record = manager.store.read(snap.run_id)
-    assert record.status == "stopped" and len(record.epochs) >= 1 and record.has_weights
+    assert record.status == "stopped" and len(record.epochs) == 1 and record.has_weights
 
 
 def test_one_job_at_a_time(manager):
