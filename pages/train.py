@@ -166,7 +166,7 @@ def live_view() -> None:
         st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
         # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show
         # at once, and the browser's setting-up does not take the CPU from the training's first seconds.
-        live_charts(live.chart_rows(live.EMPTY_TRACE, 1, (), 1 if "epochs" in errors else config.epochs),
+        live_charts(live.empty_chart_rows(1 if "epochs" in errors else config.epochs),
                     key=CHARTS, watch_jobs=True)  # a run started in another tab shows here too
         return
     snap = job.snapshot()

@@ -16,11 +16,15 @@ def test_live_figures_keep_zoom_across_refreshes():
     again = charts.batch_loss_figure([0.1, 0.2, 0.3, 0.4], [2.0, 1.0, 0.5, 0.4])
     assert again.layout.uirevision == loss.layout.uirevision
     assert tuple(charts.batch_loss_figure([0.1], [2.0], x_max=3).layout.xaxis.range) == (0, 3)
-    epochs = [{"epoch": 1, "train_acc": 0.9, "test_acc": 0.95, "train_loss": 0.3, "test_loss": 0.2}]
-    acc = charts.epoch_figure(epochs, "acc", total_epochs=5)
-    assert [t.name for t in acc.data] == ["train", "test"] and list(acc.data[1].y) == [0.95]
-    assert tuple(acc.layout.xaxis.range) == (0.5, 5.5)
-    assert charts.epoch_figure([], "loss", 3).layout.annotations  # an empty chart says when it fills
+    curves = [charts.Curve("held out", "#000", [0.5, 1.0], [0.9, 0.95]),
+              charts.Curve("test set", "#111", [1], [0.95], "points")]
+    acc = charts.epoch_axis_figure(curves, "Accuracy", "Accuracy", x_max=5, percent=True)
+    assert [t.name for t in acc.data] == ["held out", "test set"] and list(acc.data[1].y) == [0.95]
+    assert acc.data[0].mode == "lines" and acc.data[1].mode == "markers"
+    assert tuple(acc.layout.xaxis.range) == (0, 5) and acc.layout.yaxis.tickformat == ".1%"
+    assert not acc.layout.annotations
+    empty = charts.epoch_axis_figure([charts.Curve("held out", "#000", [], [])], "Loss", "x", 3, waiting="soon")
+    assert empty.layout.annotations[0].text == "soon"  # an empty chart says when it fills
 
 
 def test_confusion_figure_has_clickable_cells_and_counts():

@@ -66,8 +66,9 @@ def test_a_running_job_s_payload_has_its_progress_its_figures_and_which_snapshot
 
     done = live.job_payload(FakeJob(FINISHED))
     assert not done["running"] and done["progress"] is None and done["job"] == payload["job"]
-    test = next(trace for trace in json.loads(done["figures"]["acc"])["data"] if trace["name"] == "test")
-    assert test["y"] == [0.9, 0.95]
+    test = next(trace for trace in json.loads(done["figures"]["acc"])["data"]
+                if trace["name"] == "test set, each epoch's end")
+    assert test["y"] == [0.9, 0.95] and test["x"] == [1, 2]
 
 
 def test_jobs_are_told_apart_by_when_and_by_whom_they_were_started():
@@ -110,3 +111,21 @@ def test_the_server_keeps_one_feed_per_job():
         second.end(replace(second.snap, state="finished"))
         other.join(timeout=10)
     assert not feed.is_alive() and not other.is_alive()
+
+
+def test_accuracy_grows_inside_the_first_epoch_on_the_live_charts():
+    """A one-epoch run's accuracy chart is not empty until the epoch ends: the held-out checks and the smoothed
+    training accuracy are drawn against the epoch as a continuous axis."""
+    snap = replace(RUNNING, held_out_split="test", held_out_size=1000,
+                   batches={**RUNNING.batches, "accuracy": [0.3, 0.6, 0.8]},
+                   held_out={"samples_seen": [100, 200], "elapsed_s": [0.5, 0.9], "loss": [1.2, 0.7],
+                             "accuracy": [0.55, 0.81]})
+    figures = live.job_payload(FakeJob(snap))["figures"]
+    acc = {t["name"]: t for t in json.loads(figures["acc"])["data"]}
+    held = acc["test subset, 1,000 images"]
+    assert held["x"] == [0.1, 0.2] and held["y"] == [0.55, 0.81]  # in epochs, before the first has ended
+    assert acc["training, smoothed"]["x"] == [0.1, 0.2, 0.3] and len(acc["training, smoothed"]["y"]) == 3
+    assert acc["test set, each epoch's end"]["y"] == []  # no epoch has ended yet
+    loss = {t["name"]: t for t in json.loads(figures["loss"])["data"]}
+    assert loss["test subset, 1,000 images"]["y"] == [1.2, 0.7]
+    assert live.held_out_label("validation", 500) == "validation split, 500 images"

@@ -34,7 +34,7 @@ def test_a_repeat_built_on_the_page_runs_to_its_end(app_env, tmp_path):
     at = build(open_study_page(), "page rep")
     assert_clean(at)
     job = Coordinator.for_store(RunStore(store)).latest_study
-    job.process.join(180)
+    assert job.join(180)
     at.run()
     assert_clean(at)
     assert any("study=page rep trials=2 complete=2" in c.value for c in at.caption)
@@ -64,7 +64,7 @@ def test_train_refuses_while_a_study_runs_and_stop_ends_it(app_env, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     at.button(key="study.stop").click().run()
-    job.process.join(60)
+    assert job.join(60)
     assert not job.running and job.process.exitcode == 0
     at.run()
     assert_clean(at)
@@ -94,7 +94,7 @@ def test_after_a_search_the_page_draws_parallel_coordinates_and_importances(app_
     at.number_input(key="study.trials").set_value(3)
     at = build(at, "page search", repeat=1)
     job = Coordinator.for_store(RunStore(store)).latest_study
-    job.process.join(180)
+    assert job.join(180)
     at.run()
     assert_clean(at)
     assert any("study=page search trials=3 complete=3" in c.value for c in at.caption)

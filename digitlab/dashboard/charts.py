@@ -61,44 +61,52 @@ def base_layout(title: str, x_title: str, y_title: str, height: int = 320, perce
 LOG_TICKS = [m * 10.0**e for e in range(-4, 2) for m in (1, 2, 5)]
 
 
-def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: float = 0.9, x_title: str = "Epoch",
-                      x_max: float | None = None) -> go.Figure:
-    """Per-batch training loss, raw (faint) and smoothed. With ``x_max`` (the planned epochs) the x axis spans
-    the whole run from the start, so the curve grows across a still chart instead of rescaling it."""
-    x = list(x)
-    traces = [
-        go.Scatter(x=x, y=list(loss), name="batch loss", mode="lines", line={"color": TRAIN_COLOUR, "width": 1},
-                   opacity=0.3),
-        go.Scatter(x=x, y=ema(loss, smoothing), name="smoothed", mode="lines",
-                   line={"color": TRAIN_COLOUR, "width": 2.5}),
-    ]
-    layout = base_layout("Training loss per batch", x_title, "Cross-entropy", log_y=True)
+@dataclass(frozen=True)
+class Curve:
+    """One trace of a live chart over a continuous epoch axis: ``style`` is "line", "faint" (raw values drawn thin
+    behind their smoothing) or "points" (one per epoch end)."""
+
+    name: str
+    colour: str
+    x: list[float]
+    y: list[float]
+    style: str = "line"
+
+
+_CURVE_STYLES = {
+    "line": {"mode": "lines", "line": {"width": 2.5}},
+    "faint": {"mode": "lines", "line": {"width": 1}, "opacity": 0.3},
+    "points": {"mode": "markers", "marker": {"size": 9, "symbol": "diamond"}},
+}
+
+
+def epoch_axis_figure(curves: Sequence[Curve], title: str, y_title: str, x_max: float | None = None,
+                      percent: bool = False, log_y: bool = False, waiting: str = "") -> go.Figure:
+    """Curves against the epoch as a continuous axis, so that a one-epoch run grows across the chart while it
+    trains. With ``x_max`` (the planned epochs) the axis spans the whole run from the start, so the curves grow
+    across a still chart instead of rescaling it; ``waiting`` says when an empty chart fills."""
+    traces = []
+    for curve in curves:
+        style = _CURVE_STYLES[curve.style]
+        colour = {key: {**value, "color": curve.colour} for key, value in style.items() if isinstance(value, dict)}
+        traces.append(go.Scatter(x=list(curve.x), y=list(curve.y), name=plotly_literal(curve.name),
+                                 **{**style, **colour}))
+    layout = base_layout(title, "Epoch", y_title, percent=percent, log_y=log_y)
     if x_max is not None:
         layout["xaxis"]["range"] = [0, x_max]
-    return go.Figure(traces, layout)
-
-
-def epoch_figure(epochs: Sequence[dict[str, float]], metric: str, total_epochs: int | None = None) -> go.Figure:
-    """Train, test and (for a run with a validation split) validation ``metric`` ("acc" or "loss") per epoch."""
-    numbers = [e["epoch"] for e in epochs]
-    splits = [("train", "train", TRAIN_COLOUR), ("test", "test", TEST_COLOUR)]
-    if any(e.get(f"val_{metric}") is not None for e in epochs):
-        splits.append(("val", "validation", VALIDATION_COLOUR))
-    traces = [
-        go.Scatter(x=numbers, y=[e.get(f"{split}_{metric}") for e in epochs], name=name, mode="lines+markers",
-                   line={"color": colour, "width": 2.5}, marker={"size": 8})
-        for split, name, colour in splits
-    ]
-    is_acc = metric == "acc"
-    layout = base_layout("Accuracy per epoch" if is_acc else "Loss per epoch", "Epoch",
-                     "Accuracy" if is_acc else "Cross-entropy", percent=is_acc)
-    upper = max(total_epochs or 1, max(numbers, default=1))
-    layout["xaxis"].update(range=[0.5, upper + 0.5], dtick=max(1, round(upper / 10)))
-    if not epochs:
+    if waiting and not any(curve.x for curve in curves):
         layout["yaxis"]["range"] = [0, 1]
-        layout["annotations"] = [{"text": "after the first epoch", "showarrow": False, "x": (upper + 1) / 2,
-                                  "y": 0.5, "font": {"color": "#999"}}]
+        layout["annotations"] = [{"text": waiting, "showarrow": False, "x": (x_max or 1) / 2, "y": 0.5,
+                                  "font": {"color": "#999"}}]
     return go.Figure(traces, layout)
+
+
+def batch_loss_figure(x: Sequence[float], loss: Sequence[float], smoothing: float = 0.9,
+                      x_max: float | None = None) -> go.Figure:
+    """Per-batch training loss, raw (faint) and smoothed."""
+    curves = [Curve("batch loss", TRAIN_COLOUR, list(x), list(loss), "faint"),
+              Curve("smoothed", TRAIN_COLOUR, list(x), ema(loss, smoothing))]
+    return epoch_axis_figure(curves, "Training loss per batch", "Cross-entropy", x_max, log_y=True)
 
 
 @dataclass(frozen=True)

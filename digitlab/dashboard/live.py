@@ -19,11 +19,19 @@ import plotly.io
 
 from digitlab.dashboard import charts
 from digitlab.dashboard.compare import train_size
+from digitlab.engine import HELD_OUT_SIZE
 from digitlab.store import atomic_write
 
 FEED_FILE = "job-feed.json"  # a server runs one job at a time: one feed, whose payload names its job
 
-EMPTY_TRACE = {"samples_seen": [], "loss": []}
+EMPTY_TRACE = {"samples_seen": [], "elapsed_s": [], "loss": [], "accuracy": []}
+SMOOTHING = 0.9  # of the per-batch training curves, as TensorBoard's default
+
+
+def held_out_label(split: str, size: int) -> str:
+    """What the held-out checks measure, for a legend: "test subset, 1,000 images"."""
+    subset = "subset" if size >= HELD_OUT_SIZE else "split"  # the engine measures a smaller split whole
+    return f"{split} {subset}, {size:,} images"
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -43,17 +51,50 @@ def progress_text(snap, stop_grace_s: float) -> str:
             f"{snap.images_per_s:,.0f} images/s · ETA {format_seconds(snap.eta_s)} · lr {snap.lr:.3g}")
 
 
-def chart_rows(batches: dict, train_images: int, epochs, total_epochs: int) -> list[dict[str, go.Figure]]:
-    """The live charts, in rows: the batch loss over a run that trains on ``train_images`` images per epoch, then
-    test accuracy and loss per epoch."""
-    x = [s / train_images for s in batches["samples_seen"]]
-    return [{"batch_loss": charts.batch_loss_figure(x, batches["loss"], x_max=total_epochs)},
-            {metric: charts.epoch_figure(epochs, metric, total_epochs) for metric in ("acc", "loss")}]
+def _epoch_ends(epochs, metric: str) -> tuple[list[float], list[float]]:
+    ended = [e for e in epochs if e.get(metric) is not None]
+    return [e["epoch"] for e in ended], [e[metric] for e in ended]
+
+
+def chart_rows(batches: dict, held_out: dict, held_out_name: str, train_images: int, epochs,
+               total_epochs: int) -> list[dict[str, go.Figure]]:
+    """The live charts, in rows, all against the epoch as a continuous axis (a run trains on ``train_images``
+    images an epoch): the batch loss; then accuracy (training, smoothed; the held-out checks, named
+    ``held_out_name``; the full test and validation sets at each epoch's end) and the held-out loss."""
+    def epochs_of(trace: dict) -> list[float]:
+        return [s / train_images for s in trace.get("samples_seen", [])]
+
+    x_batches, x_held = epochs_of(batches), epochs_of(held_out)
+    held_colour = charts.VALIDATION_COLOUR if held_out_name.startswith("validation") else charts.TEST_COLOUR
+    rows = {}
+    for metric, title, y_title in (("acc", "Accuracy", "Accuracy"), ("loss", "Held-out loss", "Cross-entropy")):
+        curves = []
+        if metric == "acc" and batches.get("accuracy"):
+            curves.append(charts.Curve("training, smoothed", charts.TRAIN_COLOUR, x_batches,
+                                       charts.ema(batches["accuracy"], SMOOTHING)))
+        curves.append(charts.Curve(held_out_name, held_colour, x_held,
+                                   held_out.get("accuracy" if metric == "acc" else "loss", [])))
+        for split, colour in (("test", charts.TEST_COLOUR), ("val", charts.VALIDATION_COLOUR)):
+            x, y = _epoch_ends(epochs, f"{split}_{metric}")
+            if x or split == "test":
+                name = "test set" if split == "test" else "validation set"
+                curves.append(charts.Curve(f"{name}, each epoch's end", colour, x, y, "points"))
+        rows[metric] = charts.epoch_axis_figure(curves, title, y_title, total_epochs, percent=metric == "acc",
+                                                log_y=metric == "loss", waiting="from the first batches")
+    loss = charts.batch_loss_figure(x_batches, batches.get("loss", []), SMOOTHING, x_max=total_epochs)
+    return [{"batch_loss": loss}, rows]
+
+
+def empty_chart_rows(total_epochs: int) -> list[dict[str, go.Figure]]:
+    """The charts before any run, drawn so that the frame has loaded plotly.js before the click."""
+    return chart_rows(EMPTY_TRACE, EMPTY_TRACE, held_out_label("test", HELD_OUT_SIZE), 1, (), total_epochs)
 
 
 def job_chart_rows(snap) -> list[dict[str, go.Figure]]:
     size = snap.train_size or train_size({"epochs": list(snap.epochs)})
-    return chart_rows(snap.batches or EMPTY_TRACE, size, snap.epochs, snap.config.epochs)
+    name = held_out_label(snap.held_out_split or "test", snap.held_out_size or HELD_OUT_SIZE)
+    return chart_rows(snap.batches or EMPTY_TRACE, snap.held_out or EMPTY_TRACE, name, size, snap.epochs,
+                      snap.config.epochs)
 
 
 def job_key(snap) -> str:

@@ -90,7 +90,7 @@ class Reporter:
             self.events.put((kind, payload))
 
     def __call__(self, recorder, event) -> None:
-        from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart
+        from digitlab.engine import BatchEnd, EpochEnd, HeldOutScore, RunEnd, RunStart
 
         if isinstance(event, BatchEnd):
             self.pending.append(event)
@@ -107,11 +107,14 @@ class Reporter:
         if isinstance(event, RunStart):
             start = {"run_id": recorder.run_id, "device_name": event.device_name, "precision": event.precision,
                      "param_count": event.param_count, "batches_per_epoch": event.batches_per_epoch,
-                     "train_size": event.train_size}
+                     "train_size": event.train_size, "held_out_split": event.held_out_split,
+                     "held_out_size": event.held_out_size}
             self.send("start", start)
             self.progress.update(epoch=1, **start)
             self.path = recorder.path
             self.stop.watch(recorder.path / STOP_FILE)
+        elif isinstance(event, HeldOutScore):
+            self.send("held_out", event)
         elif isinstance(event, EpochEnd):
             self.send("epoch", event)
             self.progress["epochs"].append(epoch_record(event))
@@ -119,7 +122,7 @@ class Reporter:
             self.send("message", event.message)
         if self.path is not None and (not isinstance(event, BatchEnd)
                                       or time.monotonic() - self.written_at >= PROGRESS_EVERY_S):
-            self.progress["batches"] = recorder.trace.to_dict()
+            self.progress.update(batches=recorder.trace.to_dict(), held_out=recorder.held_out.to_dict())
             # Not synced: the progress file only matters while this run lives.
             atomic_write(self.path / PROGRESS_FILE, lambda tmp: tmp.write_text(json.dumps(self.progress)), sync=False)
             self.written_at = time.monotonic()

@@ -48,11 +48,14 @@ class JobSnapshot:
     batch: int = 0
     batches_per_epoch: int = 0
     train_size: int = 0
+    held_out_split: str = ""  # what the held-out checks measure: "validation" or "test" ...
+    held_out_size: int = 0  # ... on this many of its images
     samples_seen: int = 0
     elapsed_s: float = 0.0
     images_per_s: float = 0.0
     lr: float = 0.0
-    batches: dict[str, list[float]] = field(default_factory=dict)  # samples_seen, elapsed_s, loss (downsampled)
+    batches: dict[str, list[float]] = field(default_factory=dict)  # samples_seen, elapsed_s, loss, accuracy
+    held_out: dict[str, list[float]] = field(default_factory=dict)  # the held-out checks, the same four lists
     epochs: tuple[dict[str, float], ...] = ()
     final: dict[str, Any] = field(default_factory=dict)
     version: int = 0  # bumped on every change
@@ -172,7 +175,8 @@ class Job:
         if record is None or record.status in ("running", "interrupted"):  # nothing usable was kept
             return {"status": "stopped", "message": message}
         return {"status": record.status, "message": record.message, "final": record.final,
-                "epochs": tuple(record.epochs), "batches": record.batches}
+                "epochs": tuple(record.epochs), "batches": record.batches,
+                "held_out": trace_of(record.data.get("held_out"))}
 
     def _follow_trainer(self) -> None:
         raise NotImplementedError
@@ -200,6 +204,7 @@ class TrainingJob(Job):
         self.trainer = trainer
         self._order = ("train", config.to_json(), owner, started_at)
         self._trace = BatchTrace()
+        self._held_out = BatchTrace()
         self._rate = Rate()
         self._trace_published_at = 0.0
 
@@ -233,7 +238,8 @@ class TrainingJob(Job):
                 except queue.Empty:  # it died without a word: a segfault, or killed for memory
                     kind, payload = "finished", {"status": "failed", "message": ended_unexpectedly(process.exitcode)}
             if kind == "finished":
-                self._update(state="finished", batches=self._trace.to_dict(), **payload)
+                self._update(state="finished", batches=self._trace.to_dict(), held_out=self._held_out.to_dict(),
+                             **payload)
                 process.join(5)
                 return
             self._apply(kind, payload)
@@ -249,6 +255,9 @@ class TrainingJob(Job):
                 changes["batches"] = self._trace.to_dict()
                 self._trace_published_at = time.monotonic()
             self._update(**changes)
+        elif kind == "held_out":
+            self._held_out.add(payload)
+            self._update(held_out=self._held_out.to_dict())
         elif kind == "epoch":
             self._update(epochs=(*self._snapshot.epochs, epoch_record(payload)), elapsed_s=payload.elapsed_s,
                          batches=self._trace.to_dict())
@@ -321,12 +330,18 @@ class AdoptedJob(Job):
                 if status == "interrupted":
                     status, message = "failed", ended_unexpectedly(None)
                 self._update(state="finished", status=status, message=message, final=record.final,
-                             epochs=tuple(record.epochs), batches=record.batches)
+                             epochs=tuple(record.epochs), batches=record.batches,
+                             held_out=trace_of(record.data.get("held_out")))
                 return
             progress = read_progress(self._path)
             if progress is not None:
                 self._apply(progress)
             time.sleep(POLL_S)
+
+
+def trace_of(held_out: dict[str, Any] | None) -> dict[str, list[float]]:
+    """run.json's held_out less what the snapshot keeps in fields of its own (split, size)."""
+    return {k: v for k, v in (held_out or {}).items() if k not in ("split", "size")}
 
 
 def live_dashboard_runs(store: RunStore) -> list[tuple[RunRecord, dict[str, Any]]]:

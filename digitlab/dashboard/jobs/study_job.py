@@ -46,7 +46,9 @@ class StudyJob:
 
     @property
     def running(self) -> bool:
-        return not self._finished.is_set() and (self.trainer is None or self.trainer.process.is_alive())
+        """Until its process has ended and its end is known (the follower alone reaps the process: a second waiter
+        could find it gone and its exit code not yet set)."""
+        return not self._finished.is_set()
 
     @property
     def stop_requested(self) -> bool:
