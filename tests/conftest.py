@@ -98,15 +98,15 @@ def damaged_cnn(monkeypatch):
 
 
 def refuse_writes_under(monkeypatch, folder: Path) -> None:
-    """Cache writes (digitlab.inside's atomic_write, which every cache goes through) into ``folder`` fail as on a
+    """Cache writes (digitlab.cache's atomic_write, which every cache goes through) into ``folder`` fail as on a
     read-only file system."""
-    from digitlab import inside
+    from digitlab import cache
 
-    write = inside.atomic_write
+    write = cache.atomic_write
 
     def refuse(path, writer):
         if folder in path.parents:
             raise PermissionError(13, "Read-only file system")
         write(path, writer)
 
-    monkeypatch.setattr(inside, "atomic_write", refuse)
+    monkeypatch.setattr(cache, "atomic_write", refuse)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from digitlab.cache import CacheEntry, cached, run_entry
 from digitlab.data import MNIST, load_mnist, split_fingerprint
 from digitlab.device import configure_cpu
-from digitlab.inside import Progress, model_input, read_cache, write_cache
+from digitlab.inside import Progress, model_input
 from digitlab.robustness.sweeps import RobustnessError, probabilities
 from digitlab.store import LoadedRun
 
@@ -93,22 +94,23 @@ class AttackCurve:
     images: int  # how many test images
 
 
-def _curve_key(run: LoadedRun, data: MNIST, size: int) -> dict[str, str]:
-    return {"format": "digitlab-robustness-adversarial-1", "weights_sha256": run.weights_sha256,
-            "test_sha256": split_fingerprint(data, "test"), "subset": f"{size} seed {SUBSET_SEED}",
-            "epsilons": ",".join(f"{e:g}" for e in EPSILONS), "attacks": ",".join(ATTACKS),
-            "pgd": f"{PGD_STEPS} steps of eps/4, random start, seed {ATTACK_SEED}"}
+def _curve_entry(run: LoadedRun, data: MNIST, size: int) -> CacheEntry:
+    key = {"format": "digitlab-robustness-adversarial-1", "weights_sha256": run.weights_sha256,
+           "test_sha256": split_fingerprint(data, "test"), "subset": f"{size} seed {SUBSET_SEED}",
+           "epsilons": ",".join(f"{e:g}" for e in EPSILONS), "attacks": ",".join(ATTACKS),
+           "pgd": f"{PGD_STEPS} steps of eps/4, random start, seed {ATTACK_SEED}"}
+    return run_entry(run, "adversarial", key, {"accuracy": (len(ATTACKS), len(EPSILONS))}, CACHE_PREFIX)
+
+
+def _curve(tensors: dict[str, torch.Tensor], images: int) -> AttackCurve:
+    return AttackCurve(EPSILONS, dict(zip(ATTACKS, tensors["accuracy"].tolist())), images)
 
 
 def adversarial_curve_cached(run: LoadedRun, data: MNIST, size: int | None = None) -> AttackCurve | None:
     """The run's accuracy against ε when it has been computed for these weights and test set, else None."""
     size = size or ATTACK_SUBSET
-    cached = read_cache(run, "adversarial", _curve_key(run, data, size), {"accuracy": (len(ATTACKS), len(EPSILONS))},
-                        prefix=CACHE_PREFIX)
-    if cached is None:
-        return None
-    rows = cached["accuracy"].tolist()
-    return AttackCurve(EPSILONS, dict(zip(ATTACKS, rows)), len(attack_subset(data, size)))
+    found = _curve_entry(run, data, size).read()
+    return None if found is None else _curve(found, len(attack_subset(data, size)))
 
 
 def adversarial_curve(run: LoadedRun, data: MNIST | None = None, progress: Progress | None = None,
@@ -118,22 +120,22 @@ def adversarial_curve(run: LoadedRun, data: MNIST | None = None, progress: Progr
     the subset, PGD's 10 steps at each ε) and cached."""
     data = data or load_mnist()
     size = size or ATTACK_SUBSET
-    found = adversarial_curve_cached(run, data, size)
-    if found is not None:
-        return found
-    configure_cpu()
     index = attack_subset(data, size)
-    images, labels = data.test_images[index].float() / 255, data.test_labels[index]
-    work = [(method, epsilon) for method in ATTACKS for epsilon in EPSILONS]
-    accuracy = torch.zeros(len(ATTACKS), len(EPSILONS), dtype=torch.float64)
-    for done, (method, epsilon) in enumerate(work, start=1):
-        correct = 0
-        for start in range(0, len(labels), 250):  # input gradients of a ResNet over 1,000 images at once: ~1 GB
-            batch, truth = images[start : start + 250], labels[start : start + 250]
-            adversarial = attack(run, batch, truth, epsilon, method)
-            correct += (probabilities(run, adversarial).argmax(1) == truth).sum().item()
-        accuracy[list(ATTACKS).index(method), EPSILONS.index(epsilon)] = correct / len(labels)
-        if progress is not None:
-            progress(done, len(work))
-    write_cache(run, "adversarial", _curve_key(run, data, size), {"accuracy": accuracy}, prefix=CACHE_PREFIX)
-    return AttackCurve(EPSILONS, dict(zip(ATTACKS, accuracy.tolist())), len(labels))
+
+    def compute() -> dict[str, torch.Tensor]:
+        configure_cpu()
+        images, labels = data.test_images[index].float() / 255, data.test_labels[index]
+        work = [(method, epsilon) for method in ATTACKS for epsilon in EPSILONS]
+        accuracy = torch.zeros(len(ATTACKS), len(EPSILONS), dtype=torch.float64)
+        for done, (method, epsilon) in enumerate(work, start=1):
+            correct = 0
+            for start in range(0, len(labels), 250):  # input gradients of a ResNet over 1,000 images at once: ~1 GB
+                batch, truth = images[start : start + 250], labels[start : start + 250]
+                adversarial = attack(run, batch, truth, epsilon, method)
+                correct += (probabilities(run, adversarial).argmax(1) == truth).sum().item()
+            accuracy[list(ATTACKS).index(method), EPSILONS.index(epsilon)] = correct / len(labels)
+            if progress is not None:
+                progress(done, len(work))
+        return {"accuracy": accuracy}
+
+    return _curve(cached(_curve_entry(run, data, size), compute), len(index))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from digitlab.cache import CacheEntry, cached, is_cached, run_entry, shared_entry
 from digitlab.data import MNIST, load_mnist, split_fingerprint
 from digitlab.device import configure_cpu
-from digitlab.inside import Progress, cache_folder, read_cache, read_tensors, write_cache, write_tensors
+from digitlab.inside import Progress
 from digitlab.predict import predict, run_predictions
 from digitlab.robustness.sweeps import RobustnessError, rotation_matrices, warp
 from digitlab.store import LoadedRun
@@ -283,32 +284,22 @@ def corrupt(images: torch.Tensor, name: str) -> torch.Tensor:
     return torch.from_numpy(np.clip(np.rint(np.asarray(out, dtype=np.float64) * 255), 0, 255).astype(np.uint8))
 
 
-def _set_path(data: MNIST, name: str):
-    return cache_folder() / "mnist-c" / split_fingerprint(data, "test")[:16] / f"{name}.safetensors"
-
-
-def _set_key(data: MNIST, name: str) -> dict[str, str]:
-    return {"format": CORRUPTIONS_VERSION, "corruption": name, "test_sha256": split_fingerprint(data, "test")}
+def _set_entry(data: MNIST, name: str) -> CacheEntry:
+    test_sha256 = split_fingerprint(data, "test")
+    return shared_entry(f"mnist-c/{test_sha256[:16]}/{name}.safetensors",
+                        {"format": CORRUPTIONS_VERSION, "corruption": name, "test_sha256": test_sha256},
+                        {"images": data.test_images.shape})
 
 
 def corrupted_cached(data: MNIST, name: str) -> bool:
-    return read_tensors(_set_path(data, name), _set_key(data, name), {}) is not None
+    return is_cached(_set_entry(data, name))
 
 
 def corrupted_test_set(name: str, data: MNIST | None = None) -> torch.Tensor:
     """The test set under corruption ``name``, uint8 (N, 28, 28): read from the cache folder, or generated (and
     cached there). A file from another version of this code, or a damaged one, is generated again."""
     data = data or load_mnist()
-    path, key = _set_path(data, name), _set_key(data, name)
-    cached = read_tensors(path, key, {"images": data.test_images.shape})
-    if cached is not None:
-        return cached["images"]
-    images = corrupt(data.test_images, name)
-    try:
-        write_tensors(path, key, {"images": images})
-    except OSError:
-        pass  # no writable cache folder: generated again next time
-    return images
+    return cached(_set_entry(data, name), lambda: {"images": corrupt(data.test_images, name)})["images"]
 
 
 @dataclass(frozen=True)
@@ -322,19 +313,21 @@ class CorruptionResult:
         return sum(self.accuracy.values()) / len(self.accuracy)
 
 
-def _benchmark_key(run: LoadedRun, data: MNIST) -> dict[str, str]:
-    return {"format": "digitlab-robustness-corruptions-1", "weights_sha256": run.weights_sha256,
-            "test_sha256": split_fingerprint(data, "test"), "corruptions": CORRUPTIONS_VERSION,
-            "names": ",".join(CORRUPTIONS), "input_scaling": run.config.input_scaling}
+def _benchmark_entry(run: LoadedRun, data: MNIST) -> CacheEntry:
+    key = {"format": "digitlab-robustness-corruptions-1", "weights_sha256": run.weights_sha256,
+           "test_sha256": split_fingerprint(data, "test"), "corruptions": CORRUPTIONS_VERSION,
+           "names": ",".join(CORRUPTIONS), "input_scaling": run.config.input_scaling}
+    return run_entry(run, "corruptions", key, {"clean": (), "accuracy": (len(CORRUPTIONS),)}, CACHE_PREFIX)
+
+
+def _result(tensors: dict[str, torch.Tensor]) -> CorruptionResult:
+    return CorruptionResult(tensors["clean"].item(), dict(zip(CORRUPTIONS, tensors["accuracy"].tolist())))
 
 
 def benchmark_cached(run: LoadedRun, data: MNIST) -> CorruptionResult | None:
     """The run's corruption benchmark when it has been computed for these weights and test set, else None."""
-    cached = read_cache(run, "corruptions", _benchmark_key(run, data), {"clean": (), "accuracy": (len(CORRUPTIONS),)},
-                        prefix=CACHE_PREFIX)
-    if cached is None:
-        return None
-    return CorruptionResult(cached["clean"].item(), dict(zip(CORRUPTIONS, cached["accuracy"].tolist())))
+    found = _benchmark_entry(run, data).read()
+    return None if found is None else _result(found)
 
 
 def corruption_benchmark(run: LoadedRun, data: MNIST | None = None, progress: Progress | None = None
@@ -343,30 +336,28 @@ def corruption_benchmark(run: LoadedRun, data: MNIST | None = None, progress: Pr
     (generating the corrupted sets first where they are not cached yet) and cached. ``progress`` is told
     (done, total) after each corrupted set generated and each evaluated."""
     data = data or load_mnist()
-    found = benchmark_cached(run, data)
-    if found is not None:
-        return found
-    configure_cpu()
-    model = run.model.to(memory_format=torch.channels_last)  # as run_predictions: oneDNN's fastest conv layout
-    to_generate = [name for name in CORRUPTIONS if not corrupted_cached(data, name)]
-    total, done = len(to_generate) + len(CORRUPTIONS), 0
-    accuracy = {}
-    for name in CORRUPTIONS:
-        images = corrupted_test_set(name, data)
-        if name in to_generate:
+
+    def compute() -> dict[str, torch.Tensor]:
+        configure_cpu()
+        model = run.model.to(memory_format=torch.channels_last)  # as run_predictions: oneDNN's fastest conv layout
+        to_generate = [name for name in CORRUPTIONS if not corrupted_cached(data, name)]
+        total, done = len(to_generate) + len(CORRUPTIONS), 0
+        accuracy = []
+        for name in CORRUPTIONS:
+            images = corrupted_test_set(name, data)
+            if name in to_generate:
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            predicted = predict(model, run.input_from_image(images)).argmax(1)
+            accuracy.append((predicted == data.test_labels).double().mean().item())
             done += 1
             if progress is not None:
                 progress(done, total)
-        predicted = predict(model, run.input_from_image(images)).argmax(1)
-        accuracy[name] = (predicted == data.test_labels).double().mean().item()
-        done += 1
-        if progress is not None:
-            progress(done, total)
-    result = CorruptionResult(run_predictions(run, data).accuracy, accuracy)
-    write_cache(run, "corruptions", _benchmark_key(run, data),
-                {"clean": torch.tensor(result.clean, dtype=torch.float64),
-                 "accuracy": torch.tensor(list(accuracy.values()), dtype=torch.float64)}, prefix=CACHE_PREFIX)
-    return result
+        return {"clean": torch.tensor(run_predictions(run, data).accuracy, dtype=torch.float64),
+                "accuracy": torch.tensor(accuracy, dtype=torch.float64)}
+
+    return _result(cached(_benchmark_entry(run, data), compute))
 
 
 def format_table(results: dict[str, CorruptionResult]) -> str:
