@@ -21,7 +21,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from digitlab.store import LoadedRun, atomic_write
+from digitlab.files import atomic_write
+from digitlab.store import LoadedRun
 
 Tensors = dict[str, torch.Tensor]
 

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from digitlab.config import TrainConfig
+from digitlab.files import atomic_write, remove_leftovers, write_json
 from digitlab.models import UnknownModelError, create_model
 from digitlab.pause import pause_point
 from digitlab.schema import FORMAT, SchemaError, check_record, check_weights
@@ -41,7 +41,6 @@ WEIGHTS_FILE = "weights.safetensors"
 LOCK_FILE = ".lock"
 SHIPPED_PREFIX = "shipped-"
 TRASH_PREFIX = ".deleted-"
-LEFTOVER_AGE_S = 60.0  # a temporary file this old, that no live writer holds, was left by a writer that died
 INTERRUPTED_MESSAGE = ("The process training it ended before the run finished; the epochs finished before that "
                        "are kept.")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -72,41 +71,6 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write(path: Path, write, sync: bool = True) -> None:
-    """Call ``write(tmp_path)``, flush it to disk (unless ``sync`` is off, for a file that only matters while its
-    process lives), then rename over ``path``: readers see the old or the new file, never half of one. The writer
-    holds a lock on its temporary file until the rename, so that a sweep of leftovers (remove_leftovers) never
-    takes one that is still being written."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as held:
-            if fcntl is not None:
-                fcntl.flock(held, fcntl.LOCK_EX)
-            write(tmp)
-            pause_point("store.atomic_write.before_replace")
-            if sync:
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_leftovers(folder: Path) -> None:
-    """Delete the temporary files of writers that died mid-write: old ones whose lock no live writer holds."""
-    if fcntl is None:  # no way to tell a live writer's file from a dead one's: keep them all
-        return
-    for tmp in folder.glob(".*.tmp"):
-        try:
-            if time.time() - tmp.stat().st_mtime < LEFTOVER_AGE_S:
-                continue  # it may have been created a moment ago, before its writer took the lock
-            with open(tmp, "rb") as f:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError (an OSError): its writer is alive
-                tmp.unlink()
-        except OSError:
-            continue
-
-
 @contextlib.contextmanager
 def run_lock(path: Path, busy: str) -> Iterator[None]:
     """Hold a run folder's lock for a read-modify-write of its files. Its trainer holds the same lock from start to
@@ -126,10 +90,6 @@ def run_lock(path: Path, busy: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True)))
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
