@@ -4,7 +4,8 @@ A cache entry (CacheEntry) names the files a result may be in and the key it mus
 it was computed from (a weights hash, a data set's fingerprint, a format or code version). A file written under
 another key, or damaged, is recomputed, never used. Where a run's result goes (run_entry): beside the run, or in the
 cache folder (DIGITLAB_CACHE, default ~/.cache/digitlab) under the weights' hash when the run's folder cannot be
-written. Results of no run (shared_entry) go to the cache folder. In a notebook::
+written or in read-only mode (digitlab.store.read_only). Results of no run (shared_entry) go to the cache folder.
+In a notebook::
 
     entry = run_entry(run, "mine", {"format": "mine-1", "weights_sha256": run.weights_sha256}, {"x": (10,)})
     x = cached(entry, lambda: {"x": compute(run)})["x"]  # computed the first time, read after that
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from digitlab.files import atomic_write
-from digitlab.store import LoadedRun
+from digitlab.store import LoadedRun, read_only
 
 Tensors = dict[str, torch.Tensor]
 
@@ -59,13 +60,14 @@ def write_tensors(path: Path, key: dict[str, str], tensors: Tensors) -> None:
 class CacheEntry:
     """One cached result: the files it may be in, and the key and tensor shapes a file must have to be used."""
 
-    paths: tuple[Path, ...]  # read in this order; written to the first that can be written
+    read_from: tuple[Path, ...]  # in this order
+    write_to: tuple[Path, ...]  # the first of these that can be written
     key: dict[str, str]
     shapes: dict[str, tuple[int, ...]]  # each tensor's shape, or a prefix of it
 
     def read(self) -> Tensors | None:
         """The cached tensors, or None where no file holds them under this key."""
-        for path in self.paths:
+        for path in self.read_from:
             if (tensors := read_tensors(path, self.key, self.shapes)) is not None:
                 return tensors
         return None
@@ -73,7 +75,7 @@ class CacheEntry:
     def write(self, tensors: Tensors) -> None:
         """Keep ``tensors`` in the first file that can be written; where none can, they are computed again next
         time."""
-        for path in self.paths:
+        for path in self.write_to:
             try:
                 write_tensors(path, self.key, tensors)
                 return
@@ -85,20 +87,22 @@ def run_entry(run: LoadedRun, name: str, key: dict[str, str], shapes: dict[str, 
               prefix: str | None = None) -> CacheEntry:
     """A run's result: beside it as <prefix>-<name>.safetensors (<name>.safetensors without a prefix), else in the
     cache folder as <weights hash>/<name>.safetensors. ``name`` is unique across the modules that cache per run
-    (predictions; inside: train, map; robustness: corruptions, adversarial); ``prefix`` names the module."""
-    beside = f"{prefix}-{name}" if prefix else name
-    return CacheEntry((run.record.path / f"{beside}.safetensors",
-                       cache_folder() / run.weights_sha256 / f"{name}.safetensors"), key, shapes)
+    (predictions; inside: train, map; robustness: corruptions, adversarial); ``prefix`` names the module. In
+    read-only mode it is read from either place and written to the cache folder only."""
+    beside = run.record.path / (f"{prefix}-{name}.safetensors" if prefix else f"{name}.safetensors")
+    shared = cache_folder() / run.weights_sha256 / f"{name}.safetensors"
+    return CacheEntry((beside, shared), (shared,) if read_only() else (beside, shared), key, shapes)
 
 
 def shared_entry(relative: str, key: dict[str, str], shapes: dict[str, tuple[int, ...]]) -> CacheEntry:
     """A result of no run, in the cache folder at ``relative`` (a path ending in .safetensors)."""
-    return CacheEntry((cache_folder() / relative,), key, shapes)
+    path = cache_folder() / relative
+    return CacheEntry((path,), (path,), key, shapes)
 
 
 def is_cached(entry: CacheEntry) -> bool:
     """Whether ``cached`` would read the result rather than compute it: only the files' keys are read."""
-    return CacheEntry(entry.paths, entry.key, {}).read() is not None
+    return replace(entry, shapes={}).read() is not None
 
 
 def cached(entry: CacheEntry, compute: Callable[[], Tensors]) -> Tensors:

@@ -1,7 +1,8 @@
 """The run store: one folder per run under checkpoints/, holding weights.safetensors and run.json.
 
 Every write is atomic (a temporary file, then a rename), a run being trained is written at each epoch end, and a
-run left "running" by a dead process is marked "interrupted" the next time anyone looks. Nothing is unpickled.
+run left "running" by a dead process is marked "interrupted" the next time anyone looks. Nothing is unpickled. In
+read-only mode (read_only) looking changes nothing: such a run is shown as interrupted and its record left as it is.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ WEIGHTS_FILE = "weights.safetensors"
 LOCK_FILE = ".lock"
 SHIPPED_PREFIX = "shipped-"
 TRASH_PREFIX = ".deleted-"
+READ_ONLY_ENV = "DIGITLAB_READ_ONLY"
 INTERRUPTED_MESSAGE = ("The process training it ended before the run finished; the epochs finished before that "
                        "are kept.")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -62,6 +64,13 @@ class RunBusyError(ProtectedRunError):
     """A live process (the run's trainer) holds the run: it cannot be changed until that process ends."""
 
 
+def read_only() -> bool:
+    """Is read-only (classroom) mode on? DIGITLAB_READ_ONLY set to 1, true, yes or on. Then nothing under the run
+    store is written, removed or renamed by looking at it: runs, trash and leftovers stay as they are, and caches
+    of runs' results go to the cache folder (digitlab.cache)."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def checkpoints_root(path: str | os.PathLike | None = None) -> Path:
     """An explicit folder, else DIGITLAB_CHECKPOINTS, else checkpoints/ beside the digitlab package."""
     return Path(path or os.environ.get("DIGITLAB_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -76,8 +85,7 @@ def run_lock(path: Path, busy: str) -> Iterator[None]:
     """Hold a run folder's lock for a read-modify-write of its files. Its trainer holds the same lock from start to
     end, so a live trainer makes this raise RunBusyError("<run> is still training; <busy>")."""
     if fcntl is None:
-        pid = _recorded_pid(path)
-        if pid is not None and _pid_alive(pid):
+        if _trainer_alive(path):
             raise RunBusyError(f"{path.name} is still training; {busy}")
         yield
         return
@@ -266,7 +274,10 @@ class RunStore:
 
     def _settle(self, record: RunRecord) -> RunRecord:
         """A "running" run whose trainer has died becomes interrupted. Decided under the run's lock on a fresh read:
-        the trainer may have written its end between the caller's read and now."""
+        the trainer may have written its end between the caller's read and now. In read-only mode it is only shown
+        as interrupted: taking the lock would create its file."""
+        if read_only():
+            return record if _trainer_alive(record.path) else _shown_interrupted(record)
         try:
             with run_lock(record.path, "leave it be"):
                 fresh = self._read(record.path, settle=False)
@@ -277,19 +288,21 @@ class RunStore:
                 return replace(fresh, data=data)
         except RunBusyError:
             return record  # its trainer is alive
-        except OSError:  # a read-only store: show what it is, write nothing
-            return replace(record, data={**record.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE})
+        except OSError:  # a store that cannot be written: show what it is, write nothing
+            return _shown_interrupted(record)
 
     def list(self) -> Listing:
         """Every run, newest first, and every folder that could not be read with the reason."""
         runs, unreadable = [], []
+        sweep = not read_only()
         if self.root.is_dir():
             for path in sorted(self.root.iterdir()):
-                if path.name.startswith(TRASH_PREFIX) and path.is_dir():  # a delete that crashed half-way
+                if sweep and path.name.startswith(TRASH_PREFIX) and path.is_dir():  # a delete that crashed half-way
                     shutil.rmtree(path, ignore_errors=True)
                 if not path.is_dir() or path.name.startswith("."):
                     continue
-                remove_leftovers(path)
+                if sweep:
+                    remove_leftovers(path)
                 try:
                     runs.append(self._read(path))
                 except (RunError, OSError) as err:
@@ -399,6 +412,25 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _trainer_alive(path: Path) -> bool:
+    """Whether the run's trainer is alive: it holds the run's lock from start to end (its recorded process is
+    running, where there are no file locks). Asked without creating the lock file."""
+    if fcntl is None:
+        pid = _recorded_pid(path)
+        return pid is not None and _pid_alive(pid)
+    try:
+        with open(path / LOCK_FILE, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as err:  # BlockingIOError: the trainer holds it; any other: no lock file, no trainer held one
+        return isinstance(err, BlockingIOError)
+    return False
+
+
+def _shown_interrupted(record: RunRecord) -> RunRecord:
+    """A "running" record whose trainer is gone, as it is shown where it cannot be rewritten."""
+    return replace(record, data={**record.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE})
 
 
 def ship_run(store: RunStore, run_id: str) -> RunRecord:

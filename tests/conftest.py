@@ -60,8 +60,9 @@ def _isolated_store(monkeypatch, tmp_path):
     """Code that falls back to the default run store writes into a temporary folder, never checkpoints/ ..."""
     if "DIGITLAB_CHECKPOINTS" not in os.environ or Path(os.environ["DIGITLAB_CHECKPOINTS"]).resolve() == SHIPPED:
         monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
-    # ... and drawings into a temporary folder, never ./drawings
+    # ... drawings into a temporary folder, never ./drawings, and caches never into ~/.cache/digitlab
     monkeypatch.setenv("DIGITLAB_DRAWINGS", str(tmp_path / "default-drawings"))
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "default-cache"))
 
 
 @pytest.fixture(autouse=True)

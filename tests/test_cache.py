@@ -3,10 +3,12 @@ damaged, beside a run or in the cache folder."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from digitlab.cache import CacheEntry, cached, is_cached, run_entry, shared_entry
+from digitlab.cache import cached, is_cached, run_entry, shared_entry
 from digitlab.store import load_run
 from tests.conftest import refuse_writes_under
 
@@ -34,9 +36,9 @@ def test_a_result_is_computed_once_then_read_until_its_key_changes(cache_folder)
     assert torch.equal(cached(entry, compute)["x"], torch.arange(3.0)) and is_cached(entry)
     assert torch.equal(cached(entry, compute)["x"], torch.arange(3.0)) and len(calls) == 1
     assert (cache_folder / "notebook" / "x.safetensors").is_file()
-    newer = CacheEntry(entry.paths, {"format": "x-2"}, entry.shapes)
+    newer = replace(entry, key={"format": "x-2"})
     assert not is_cached(newer) and cached(newer, compute) and len(calls) == 2
-    wrong_shape = CacheEntry(entry.paths, newer.key, {"x": (4,)})
+    wrong_shape = replace(newer, shapes={"x": (4,)})
     assert wrong_shape.read() is None
 
 
@@ -58,3 +60,16 @@ def test_a_runs_result_goes_beside_it_else_to_the_cache_folder(store_with_shippe
     cached(run_entry(run, "other", key, {"x": (2,)}), lambda: {"x": torch.zeros(2)})
     assert not (run.record.path / "other.safetensors").exists()
     assert (cache_folder / run.weights_sha256 / "other.safetensors").is_file()
+
+
+def test_in_read_only_mode_a_runs_result_is_read_beside_it_and_written_to_the_cache_folder(store_with_shipped,
+                                                                                          cache_folder, monkeypatch):
+    run = load_run(store_with_shipped / "shipped-mlp")
+    key = {"format": "mine-1", "weights_sha256": run.weights_sha256}
+    cached(run_entry(run, "kept", key, {"x": (2,)}), lambda: {"x": torch.ones(2)})
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    assert torch.equal(cached(run_entry(run, "kept", key, {"x": (2,)}), lambda: pytest.fail("recomputed"))["x"],
+                       torch.ones(2))
+    cached(run_entry(run, "new", key, {"x": (2,)}), lambda: {"x": torch.zeros(2)})
+    assert not (run.record.path / "new.safetensors").exists()
+    assert (cache_folder / run.weights_sha256 / "new.safetensors").is_file()
