@@ -171,7 +171,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_study_layout_bench(args.data)
         return 0
     if args.inside:
-        from digitlab.bench.inside import run_inside_bench
+        from digitlab.bench.inside_timings import run_inside_bench
 
         run_inside_bench(args.data, RunStore(args.out))
         return 0
@@ -279,7 +279,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
 
     store = RunStore(args.out)
     if args.bench:
-        from digitlab.bench.robustness import run_robustness_bench
+        from digitlab.bench.robustness_timings import run_robustness_bench
 
         run_robustness_bench(args.data, store)
         return 0

@@ -2,7 +2,7 @@
 
 Each drawing is one PNG file in the drawings folder (DIGITLAB_DRAWINGS, default ./drawings): the canvas's raw RGBA,
 lossless, with its label, the time it was saved and the stroke width in a text chunk. One file per drawing, written
-by store.atomic_write under a name no other saver picks: two savers never touch the same file, and a saver killed
+by files.atomic_write under a name no other saver picks: two savers never touch the same file, and a saver killed
 mid-save leaves at most a temporary file (a dot-file) that listings skip and later sweep away.
 
 Archives are a zip of those PNGs plus labels.csv (file,label,saved_at,stroke_width). An archive to import is
@@ -32,10 +32,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from digitlab.files import atomic_write, remove_leftovers
 from digitlab.inside import model_input
 from digitlab.predict import predict
 from digitlab.preprocess import canvas_image
-from digitlab.store import LoadedRun, atomic_write, remove_leftovers
+from digitlab.store import LoadedRun
 
 DRAWINGS_ENV = "DIGITLAB_DRAWINGS"
 SUFFIX = ".png"

@@ -11,23 +11,20 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
+from digitlab.cache import CacheEntry, cached, is_cached, run_entry
 from digitlab.data import MNIST, load_mnist, scale_pixels, split_fingerprint
 from digitlab.device import bulk_inference, configure_cpu
 from digitlab.models import Flatten
-from digitlab.store import LoadedRun, atomic_write
+from digitlab.store import LoadedRun
 
 METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion")
 # The Inside page's first choice: it does best on the deletion test (digitlab.deletion; measured by bench --inside).
@@ -35,6 +32,7 @@ DEFAULT_METHOD = "integrated_gradients"
 IG_STEPS = 50
 OCCLUSION_WINDOW, OCCLUSION_STRIDE = 4, 2
 CACHE_FORMAT = "digitlab-inside-1"
+CACHE_PREFIX = "inside"  # beside a run: inside-train.safetensors, inside-map.safetensors
 _BATCH = 1000
 
 Progress = Callable[[int, int], None]  # (done, total), called as work proceeds
@@ -291,59 +289,6 @@ def attributions(run: LoadedRun, images: torch.Tensor, method: str, targets: Seq
 # --- embeddings: nearest training images and the map of the test set ------------------------------------------
 
 
-def cache_folder() -> Path:
-    """Where caches go when a run's folder is read-only: DIGITLAB_CACHE, else ~/.cache/digitlab."""
-    return Path(os.environ.get("DIGITLAB_CACHE") or "~/.cache/digitlab").expanduser()
-
-
-def _cache_paths(run: LoadedRun, name: str, prefix: str) -> list[Path]:
-    """Beside the run first (<prefix>-<name>), then in the cache folder under the weights' hash (<name>)."""
-    return [run.record.path / f"{prefix}-{name}.safetensors", cache_folder() / run.weights_sha256 / f"{name}.safetensors"]
-
-
-def read_tensors(path: Path, key: dict[str, str], shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor] | None:
-    """The tensors of one cache file, if it was written under ``key`` and holds tensors of these shapes (each
-    shape a prefix of the tensor's); None otherwise: a stale or damaged file is recomputed, never used."""
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            if f.metadata() != key:
-                return None
-            tensors = {k: f.get_tensor(k) for k in shapes}
-    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError):
-        return None
-    return tensors if all(tensors[k].shape[: len(s)] == s for k, s in shapes.items()) else None
-
-
-def write_tensors(path: Path, key: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
-    """One cache file, written atomically with ``key`` as its metadata; OSError where the folder is not writable."""
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=key))
-
-
-def read_cache(run: LoadedRun, name: str, key: dict[str, str], shapes: dict[str, tuple[int, ...]],
-               prefix: str = "inside") -> dict[str, torch.Tensor] | None:
-    """A run's cached tensors (read_tensors), beside the run or in the cache folder. ``name`` is unique across the
-    modules that cache per run (inside: train, map; robustness: corruptions, adversarial); ``prefix`` names the
-    module."""
-    for path in _cache_paths(run, name, prefix):
-        if (tensors := read_tensors(path, key, shapes)) is not None:
-            return tensors
-    return None
-
-
-def write_cache(run: LoadedRun, name: str, key: dict[str, str], tensors: dict[str, torch.Tensor],
-                prefix: str = "inside") -> None:
-    for path in _cache_paths(run, name, prefix):
-        try:
-            write_tensors(path, key, tensors)
-            return
-        except OSError:
-            continue  # a read-only run folder: the cache folder; neither writable: recomputed next time
-
-
 def penultimate_features(run: LoadedRun, images: torch.Tensor, progress: Progress | None = None, bulk: bool = False
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features (N, D), logits (N, 10)) of model inputs (N, 1, 28, 28): the input of the model's last linear layer,
@@ -386,24 +331,33 @@ def _key(run: LoadedRun, data: MNIST, split: str) -> dict[str, str]:
             f"{split}_sha256": split_fingerprint(data, split)}
 
 
+def _embeddings_entry(run: LoadedRun, data: MNIST) -> CacheEntry:
+    return run_entry(run, "train", _key(run, data, "train"), {"features": (len(data.train_labels),)}, CACHE_PREFIX)
+
+
+def _map_entry(run: LoadedRun, data: MNIST) -> CacheEntry:
+    n = len(data.test_labels)
+    return run_entry(run, "map", _key(run, data, "test"), {"xy": (n, 2), "predicted": (n,), "mean": (),
+                                                           "components": ()}, CACHE_PREFIX)
+
+
 def embeddings_cached(run: LoadedRun, data: MNIST) -> bool:
     """Whether training_embeddings will read them from a cache file rather than compute them."""
-    return read_cache(run, "train", _key(run, data, "train"), {}) is not None
+    return is_cached(_embeddings_entry(run, data))
 
 
 def training_embeddings(run: LoadedRun, data: MNIST | None = None, progress: Progress | None = None) -> Embeddings:
     """The penultimate-layer features of every training image, read from the cache or computed (and cached)."""
     data = data or load_mnist()
-    key = _key(run, data, "train")
-    n = len(data.train_labels)
-    cached = read_cache(run, "train", key, {"features": (n,)})
-    if cached is None:
+
+    def compute() -> dict[str, torch.Tensor]:
         # In bulk precision (bf16 where the CPU has it): stored in fp16 anyway, and 2-3x faster than fp32. Queries
         # stay fp32; a training image still finds itself at similarity 1.000 (tests/test_inside.py).
         features = penultimate_features(run, run.input_from_image(data.train_images), progress, bulk=True)[0]
-        cached = {"features": features.half()}
-        write_cache(run, "train", key, cached)
-    return Embeddings(F.normalize(cached["features"].float(), dim=1), data.train_labels)
+        return {"features": features.half()}
+
+    features = cached(_embeddings_entry(run, data), compute)["features"]
+    return Embeddings(F.normalize(features.float(), dim=1), data.train_labels)
 
 
 @dataclass(frozen=True)
@@ -443,16 +397,14 @@ class EmbeddingMap:
 
 def map_cached(run: LoadedRun, data: MNIST) -> bool:
     """Whether embedding_map will read it from a cache file rather than compute it."""
-    return read_cache(run, "map", _key(run, data, "test"), {}) is not None
+    return is_cached(_map_entry(run, data))
 
 
 def embedding_map(run: LoadedRun, data: MNIST | None = None, progress: Progress | None = None) -> EmbeddingMap:
     """A 2-D map of the test images in penultimate space by PCA, with their labels and the run's predictions."""
     data = data or load_mnist()
-    key = _key(run, data, "test")
-    n = len(data.test_labels)
-    cached = read_cache(run, "map", key, {"xy": (n, 2), "predicted": (n,), "mean": (), "components": ()})
-    if cached is None:
+
+    def compute() -> dict[str, torch.Tensor]:
         features, logits = penultimate_features(run, run.input_from_image(data.test_images), progress)
         mean = features.mean(0)
         centred = features - mean
@@ -461,8 +413,9 @@ def embedding_map(run: LoadedRun, data: MNIST | None = None, progress: Progress 
         components = vectors[:, [-1, -2]]
         # An eigenvector's sign is arbitrary: fix it so the map does not flip between machines.
         components = components * components.sum(0).sign().where(components.sum(0) != 0, 1.0)
-        cached = {"xy": (centred @ components).half(), "predicted": logits.argmax(1).to(torch.uint8),
-                  "mean": mean, "components": components}
-        write_cache(run, "map", key, cached)
-    return EmbeddingMap(cached["xy"].float(), data.test_labels, cached["predicted"].long(), cached["mean"],
-                        cached["components"])
+        return {"xy": (centred @ components).half(), "predicted": logits.argmax(1).to(torch.uint8), "mean": mean,
+                "components": components}
+
+    found = cached(_map_entry(run, data), compute)
+    return EmbeddingMap(found["xy"].float(), data.test_labels, found["predicted"].long(), found["mean"],
+                        found["components"])

@@ -6,15 +6,15 @@ import functools
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
+from digitlab.cache import cached, run_entry
 from digitlab.data import MNIST, split_fingerprint
 from digitlab.device import configure_cpu
-from digitlab.store import LoadedRun, atomic_write
+from digitlab.store import LoadedRun
 
-PREDICTIONS_FILE = "predictions.safetensors"
+PREDICTIONS = "predictions"  # the cache's name: beside a run, predictions.safetensors
+PREDICTIONS_FILE = f"{PREDICTIONS}.safetensors"
 _BATCH = 1000
 
 
@@ -69,28 +69,17 @@ class RunPredictions:
 
 
 def run_predictions(run: LoadedRun, data: MNIST) -> RunPredictions:
-    """The run's predictions over the test set, its images scaled the way the run was trained: read from beside the
-    run when the weights, scaling and test set are the ones they were computed from, else computed (on the CPU)
-    and written there."""
-    cache = run.record.path / PREDICTIONS_FILE
+    """The run's predictions over the test set, its images scaled the way the run was trained: read from the cache
+    (beside the run, or in the cache folder where its folder cannot be written) when the weights, scaling and test
+    set are the ones they were computed from, else computed (on the CPU) and cached."""
     fingerprint = split_fingerprint(data, "test")
     key = {"weights_sha256": run.weights_sha256, "test_sha256": fingerprint,
            "input_scaling": run.config.input_scaling}
-    if cache.is_file():
-        try:
-            with safe_open(str(cache), framework="pt") as f:
-                if f.metadata() == key:
-                    probs = f.get_tensor("probs")
-                    if probs.shape == (len(data.test_labels), 10):
-                        return RunPredictions(probs, data.test_labels, fingerprint)
-        except (SafetensorError, OSError, KeyError, ValueError):
-            pass  # a damaged cache is recomputed below
-    configure_cpu()
-    model = run.model.to(memory_format=torch.channels_last)
-    probs = predict(model, run.input_from_image(data.test_images))
-    try:
-        atomic_write(cache, lambda tmp: save_file({"probs": probs.contiguous()}, str(tmp), metadata=key))
-    except OSError:
-        pass  # a read-only checkpoint folder only costs recomputing next time
-    return RunPredictions(probs, data.test_labels, fingerprint)
 
+    def compute() -> dict[str, torch.Tensor]:
+        configure_cpu()
+        model = run.model.to(memory_format=torch.channels_last)
+        return {"probs": predict(model, run.input_from_image(data.test_images))}
+
+    probs = cached(run_entry(run, PREDICTIONS, key, {"probs": (len(data.test_labels), 10)}), compute)["probs"]
+    return RunPredictions(probs, data.test_labels, fingerprint)

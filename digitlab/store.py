@@ -1,7 +1,8 @@
 """The run store: one folder per run under checkpoints/, holding weights.safetensors and run.json.
 
 Every write is atomic (a temporary file, then a rename), a run being trained is written at each epoch end, and a
-run left "running" by a dead process is marked "interrupted" the next time anyone looks. Nothing is unpickled.
+run left "running" by a dead process is marked "interrupted" the next time anyone looks. Nothing is unpickled. In
+read-only mode (read_only) looking changes nothing: such a run is shown as interrupted and its record left as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from digitlab.config import TrainConfig
+from digitlab.files import atomic_write, remove_leftovers, write_json
 from digitlab.models import UnknownModelError, create_model
 from digitlab.pause import pause_point
 from digitlab.schema import FORMAT, SchemaError, check_record, check_weights
@@ -41,7 +42,7 @@ WEIGHTS_FILE = "weights.safetensors"
 LOCK_FILE = ".lock"
 SHIPPED_PREFIX = "shipped-"
 TRASH_PREFIX = ".deleted-"
-LEFTOVER_AGE_S = 60.0  # a temporary file this old, that no live writer holds, was left by a writer that died
+READ_ONLY_ENV = "DIGITLAB_READ_ONLY"
 INTERRUPTED_MESSAGE = ("The process training it ended before the run finished; the epochs finished before that "
                        "are kept.")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -63,6 +64,13 @@ class RunBusyError(ProtectedRunError):
     """A live process (the run's trainer) holds the run: it cannot be changed until that process ends."""
 
 
+def read_only() -> bool:
+    """Is read-only (classroom) mode on? DIGITLAB_READ_ONLY set to 1, true, yes or on. Then nothing under the run
+    store is written, removed or renamed by looking at it: runs, trash and leftovers stay as they are, and caches
+    of runs' results go to the cache folder (digitlab.cache)."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def checkpoints_root(path: str | os.PathLike | None = None) -> Path:
     """An explicit folder, else DIGITLAB_CHECKPOINTS, else checkpoints/ beside the digitlab package."""
     return Path(path or os.environ.get("DIGITLAB_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
@@ -72,48 +80,12 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write(path: Path, write, sync: bool = True) -> None:
-    """Call ``write(tmp_path)``, flush it to disk (unless ``sync`` is off, for a file that only matters while its
-    process lives), then rename over ``path``: readers see the old or the new file, never half of one. The writer
-    holds a lock on its temporary file until the rename, so that a sweep of leftovers (remove_leftovers) never
-    takes one that is still being written."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as held:
-            if fcntl is not None:
-                fcntl.flock(held, fcntl.LOCK_EX)
-            write(tmp)
-            pause_point("store.atomic_write.before_replace")
-            if sync:
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def remove_leftovers(folder: Path) -> None:
-    """Delete the temporary files of writers that died mid-write: old ones whose lock no live writer holds."""
-    if fcntl is None:  # no way to tell a live writer's file from a dead one's: keep them all
-        return
-    for tmp in folder.glob(".*.tmp"):
-        try:
-            if time.time() - tmp.stat().st_mtime < LEFTOVER_AGE_S:
-                continue  # it may have been created a moment ago, before its writer took the lock
-            with open(tmp, "rb") as f:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError (an OSError): its writer is alive
-                tmp.unlink()
-        except OSError:
-            continue
-
-
 @contextlib.contextmanager
 def run_lock(path: Path, busy: str) -> Iterator[None]:
     """Hold a run folder's lock for a read-modify-write of its files. Its trainer holds the same lock from start to
     end, so a live trainer makes this raise RunBusyError("<run> is still training; <busy>")."""
     if fcntl is None:
-        pid = _recorded_pid(path)
-        if pid is not None and _pid_alive(pid):
+        if _trainer_alive(path):
             raise RunBusyError(f"{path.name} is still training; {busy}")
         yield
         return
@@ -126,10 +98,6 @@ def run_lock(path: Path, busy: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True)))
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
@@ -306,7 +274,10 @@ class RunStore:
 
     def _settle(self, record: RunRecord) -> RunRecord:
         """A "running" run whose trainer has died becomes interrupted. Decided under the run's lock on a fresh read:
-        the trainer may have written its end between the caller's read and now."""
+        the trainer may have written its end between the caller's read and now. In read-only mode it is only shown
+        as interrupted: taking the lock would create its file."""
+        if read_only():
+            return record if _trainer_alive(record.path) else _shown_interrupted(record)
         try:
             with run_lock(record.path, "leave it be"):
                 fresh = self._read(record.path, settle=False)
@@ -317,19 +288,21 @@ class RunStore:
                 return replace(fresh, data=data)
         except RunBusyError:
             return record  # its trainer is alive
-        except OSError:  # a read-only store: show what it is, write nothing
-            return replace(record, data={**record.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE})
+        except OSError:  # a store that cannot be written: show what it is, write nothing
+            return _shown_interrupted(record)
 
     def list(self) -> Listing:
         """Every run, newest first, and every folder that could not be read with the reason."""
         runs, unreadable = [], []
+        sweep = not read_only()
         if self.root.is_dir():
             for path in sorted(self.root.iterdir()):
-                if path.name.startswith(TRASH_PREFIX) and path.is_dir():  # a delete that crashed half-way
+                if sweep and path.name.startswith(TRASH_PREFIX) and path.is_dir():  # a delete that crashed half-way
                     shutil.rmtree(path, ignore_errors=True)
                 if not path.is_dir() or path.name.startswith("."):
                     continue
-                remove_leftovers(path)
+                if sweep:
+                    remove_leftovers(path)
                 try:
                     runs.append(self._read(path))
                 except (RunError, OSError) as err:
@@ -439,6 +412,25 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _trainer_alive(path: Path) -> bool:
+    """Whether the run's trainer is alive: it holds the run's lock from start to end (its recorded process is
+    running, where there are no file locks). Asked without creating the lock file."""
+    if fcntl is None:
+        pid = _recorded_pid(path)
+        return pid is not None and _pid_alive(pid)
+    try:
+        with open(path / LOCK_FILE, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as err:  # BlockingIOError: the trainer holds it; any other: no lock file, no trainer held one
+        return isinstance(err, BlockingIOError)
+    return False
+
+
+def _shown_interrupted(record: RunRecord) -> RunRecord:
+    """A "running" record whose trainer is gone, as it is shown where it cannot be rewritten."""
+    return replace(record, data={**record.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE})
 
 
 def ship_run(store: RunStore, run_id: str) -> RunRecord:

@@ -21,7 +21,7 @@ from digitlab.dashboard.compare import (
 )
 from digitlab.dashboard.grouping import group_runs
 from digitlab.dashboard.text import counted, markdown_literal, shorten
-from digitlab.dashboard.ui import robustness as robust
+from digitlab.dashboard.ui import robustness_views
 
 ui.use_app_navigation()
 
@@ -56,8 +56,8 @@ else:
     # A plain table, sorted by the controls above it: the interactive grid of st.dataframe took the browser
     # 0.3-0.7 s to draw, most of a page switch.
     sort_col, order_col, csv_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-    benchmarked, problem = robust.corrupted_means(selected)  # the corrupted mean accuracy column, where computed
-    table = robust.table_with_benchmark(runs_table(selected), benchmarked)
+    benchmarked, problem = robustness_views.corrupted_means(selected)  # the corrupted mean column, where computed
+    table = robustness_views.table_with_benchmark(runs_table(selected), benchmarked)
     # Scored on the drawings saved on Draw, when there are any (see My drawings).
     if drawn := ui.drawings().drawings:
         table = with_drawings_column(table, ui.drawing_scores([r for r in selected if r.usable]))
@@ -71,7 +71,7 @@ else:
     if drawn:
         st.caption(f"{DRAWINGS_COLUMN}: accuracy on the {counted(len(drawn), 'drawing')} saved on Draw; the "
                    "per-digit breakdown is on the **My drawings** page.")
-    robust.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute")
+    robustness_views.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute")
 
 scored = [r.id for r in selected if r.usable]
 with st.container(border=True):
@@ -131,9 +131,9 @@ if multiples.open:
 
 if corruptions.open:
     with corruptions:
-        benchmarked, problem = robust.corrupted_means(selected)
-        robust.corruption_chart(selected, benchmarked, colours)
-        robust.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute.tab")
+        benchmarked, problem = robustness_views.corrupted_means(selected)
+        robustness_views.corruption_chart(selected, benchmarked, colours)
+        robustness_views.benchmark_action(selected, benchmarked, problem, key="compare.robustness.compute.tab")
 
 if manage.open:
     with manage:

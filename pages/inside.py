@@ -7,8 +7,7 @@ from streamlit_drawable_canvas import st_canvas  # only importable inside a runn
 from digitlab.dashboard import charts, ui
 from digitlab.dashboard.images import digit_png, kernel_grid_png, map_grid_png, neighbours_html, overlay_png
 from digitlab.dashboard.text import markdown_literal, shorten
-from digitlab.dashboard.ui import inside as looked
-from digitlab.dashboard.ui import robustness as robust
+from digitlab.dashboard.ui import inside_computations, robustness_views
 from digitlab.data import DataNotFoundError
 from digitlab.inside import DEFAULT_METHOD, METHODS, AttributionError
 from digitlab.preprocess import canvas_image
@@ -118,7 +117,7 @@ def show_model(run_id: str) -> None:
     name = shorten(record.name)
     st.markdown(f"#### {markdown_literal(name)}")
     try:
-        maps = looked.feature_maps(record, image)
+        maps = inside_computations.feature_maps(record, image)
     except RunError as err:  # its weights went bad since the listing: the other columns still work
         st.error(f"Cannot look inside **{markdown_literal(name)}**: {markdown_literal(str(err))}")
         return
@@ -126,14 +125,14 @@ def show_model(run_id: str) -> None:
     digit = int(probs.argmax())
     st.markdown(f"says **{digit}** ({probs[digit].item():.0%})")
     try:
-        st.image(overlay_png(image, looked.attribution(record, image, method)), width="stretch",
+        st.image(overlay_png(image, inside_computations.attribution(record, image, method)), width="stretch",
                  caption=f"{METHOD_LABELS[method]} for {digit}")
     except AttributionError as err:
         st.info(markdown_literal(str(err)))
     st.markdown("**Nearest training images**")
     try:
-        nearest = looked.nearest(record, image)
-        emap = looked.embedding_map(record)
+        nearest = inside_computations.nearest(record, image)
+        emap = inside_computations.embedding_map(record)
     except DataNotFoundError as err:
         st.warning(f"Needs MNIST: {markdown_literal(str(err))}")
     else:
@@ -142,7 +141,7 @@ def show_model(run_id: str) -> None:
                                 [n.similarity for n in nearest], [n.index for n in nearest]))
         st.markdown("**The test images as it sees them**")
         st.plotly_chart(charts.embedding_figure(emap.xy.tolist(), emap.labels.tolist(), emap.predicted.tolist(),
-                                                looked.place(record, emap, image), height=300),
+                                                inside_computations.place(record, emap, image), height=300),
                         key=f"inside.map.{run_id}", config={"displayModeBar": False})
         st.caption("PCA of its penultimate-layer features; ringed: misread by it; ★: this input.")
     st.markdown("**Feature maps**")
@@ -150,7 +149,7 @@ def show_model(run_id: str) -> None:
         st.caption(f"{fm.name} · {fm.kind} · {' × '.join(map(str, fm.shape))}")
         st.image(map_grid_png(fm.values, None if show_all else 16), width="stretch")
     with st.expander("Filters"):
-        for kernels in looked.filters(record):
+        for kernels in inside_computations.filters(record):
             st.caption(f"{kernels.name} · {kernels.kernels.shape[0]} × {kernels.kernels.shape[1]} × "
                        f"{kernels.kernels.shape[2]}")
             st.image(kernel_grid_png(kernels.kernels, None if show_all else 16), width="stretch")
@@ -167,7 +166,7 @@ if inside_view.open:
                     show_model(run_id)
 if perturb_view.open:
     with perturb_view:
-        robust.perturb_tab([by_id[i] for i in chosen], image, label)
+        robustness_views.perturb_tab([by_id[i] for i in chosen], image, label)
 if adversarial_view.open:
     with adversarial_view:
-        robust.adversarial_tab([by_id[i] for i in chosen], image, label)
+        robustness_views.adversarial_tab([by_id[i] for i in chosen], image, label)

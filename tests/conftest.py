@@ -60,8 +60,9 @@ def _isolated_store(monkeypatch, tmp_path):
     """Code that falls back to the default run store writes into a temporary folder, never checkpoints/ ..."""
     if "DIGITLAB_CHECKPOINTS" not in os.environ or Path(os.environ["DIGITLAB_CHECKPOINTS"]).resolve() == SHIPPED:
         monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(tmp_path / "default-checkpoints"))
-    # ... and drawings into a temporary folder, never ./drawings
+    # ... drawings into a temporary folder, never ./drawings, and caches never into ~/.cache/digitlab
     monkeypatch.setenv("DIGITLAB_DRAWINGS", str(tmp_path / "default-drawings"))
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "default-cache"))
 
 
 @pytest.fixture(autouse=True)
@@ -98,15 +99,15 @@ def damaged_cnn(monkeypatch):
 
 
 def refuse_writes_under(monkeypatch, folder: Path) -> None:
-    """Cache writes (digitlab.inside's atomic_write, which every cache goes through) into ``folder`` fail as on a
+    """Cache writes (digitlab.cache's atomic_write, which every cache goes through) into ``folder`` fail as on a
     read-only file system."""
-    from digitlab import inside
+    from digitlab import cache
 
-    write = inside.atomic_write
+    write = cache.atomic_write
 
     def refuse(path, writer):
         if folder in path.parents:
             raise PermissionError(13, "Read-only file system")
         write(path, writer)
 
-    monkeypatch.setattr(inside, "atomic_write", refuse)
+    monkeypatch.setattr(cache, "atomic_write", refuse)

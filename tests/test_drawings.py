@@ -36,7 +36,7 @@ from digitlab.store import LoadedRun, RunStore
 from tests.pausing import pause_env, release, wait_reached
 
 REPO = Path(__file__).resolve().parent.parent
-BEFORE_REPLACE = "store.atomic_write.before_replace"
+BEFORE_REPLACE = "files.atomic_write.before_replace"
 
 
 @pytest.fixture

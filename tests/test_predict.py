@@ -10,6 +10,7 @@ from digitlab.models import create_model
 from digitlab.predict import PREDICTIONS_FILE, RunPredictions, predict, run_predictions
 from digitlab.recorder import record_training
 from digitlab.store import RunStore, load_model, save_weights
+from tests.conftest import refuse_writes_under
 
 CONFIG = TrainConfig(model="cnn", model_options={"channels": [8], "hidden": 16, "pooling": "each"}, lr=0.01,
                      batch_size=32, epochs=2)
@@ -102,3 +103,14 @@ def test_predictions_are_cached_under_the_weights_they_were_computed_with(run, t
     assert current.weights_sha256 != loaded.weights_sha256
     served = run_predictions(current, tiny_data)
     assert torch.equal(served.probs, predict(current.model, normalize(tiny_data.test_images)))
+
+
+def test_a_read_only_run_folder_keeps_its_predictions_in_the_cache_folder(run, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
+    refuse_writes_under(monkeypatch, run.path)
+    loaded = load(run)
+    first = run_predictions(loaded, tiny_data)
+    assert not (run.path / PREDICTIONS_FILE).exists()
+    assert (tmp_path / "cache" / loaded.weights_sha256 / PREDICTIONS_FILE).is_file()
+    monkeypatch.setattr(importlib.import_module("digitlab.predict"), "predict", lambda *a: pytest.fail("computed again"))
+    assert torch.equal(run_predictions(loaded, tiny_data).probs, first.probs)

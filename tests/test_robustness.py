@@ -10,7 +10,7 @@ from safetensors import safe_open
 
 from digitlab import robustness
 from digitlab.__main__ import main
-from digitlab.data import scale_pixels
+from digitlab.data import load_mnist, scale_pixels
 from digitlab.predict import run_predictions
 from digitlab.store import load_run
 from tests.conftest import refuse_writes_under
@@ -73,14 +73,15 @@ def test_geometric_corruptions_move_the_ink_as_the_paper_says(tiny_data):
 def test_a_corrupted_set_is_generated_once_and_cached_by_the_codes_version(tiny_data, cache_folder, monkeypatch):
     generated = []
     corrupt = robustness.corrupt
-    monkeypatch.setattr(robustness, "corrupt", lambda images, name: generated.append(name) or corrupt(images, name))
+    monkeypatch.setattr(robustness.corruptions, "corrupt",
+                        lambda images, name: generated.append(name) or corrupt(images, name))
     first = robustness.corrupted_test_set("zigzag", tiny_data)
     assert robustness.corrupted_test_set("zigzag", tiny_data).equal(first) and generated == ["zigzag"]
     [path] = cache_folder.glob("mnist-c/*/zigzag.safetensors")
     with safe_open(str(path), framework="pt") as f:
         assert f.metadata()["format"] == robustness.CORRUPTIONS_VERSION
 
-    monkeypatch.setattr(robustness, "CORRUPTIONS_VERSION", "mnist-c-digitlab-next")
+    monkeypatch.setattr(robustness.corruptions, "CORRUPTIONS_VERSION", "mnist-c-digitlab-next")
     assert robustness.corrupted_test_set("zigzag", tiny_data).equal(first) and generated == ["zigzag"] * 2
     for damage in (b"not a safetensors file", path.read_bytes()[:100]):
         path.write_bytes(damage)
@@ -105,7 +106,7 @@ def test_the_benchmark_per_run_is_cached_beside_it_by_the_weights_hash(runs, tin
     assert result.accuracy["stripe"] == pytest.approx(expected) and index >= 0
     assert (run.record.path / "robustness-corruptions.safetensors").is_file()
 
-    monkeypatch.setattr(robustness, "predict", lambda *a: pytest.fail("computed again instead of read"))
+    monkeypatch.setattr(robustness.corruptions, "predict", lambda *a: pytest.fail("computed again instead of read"))
     assert robustness.corruption_benchmark(run, tiny_data) == result == robustness.benchmark_cached(run, tiny_data)
     other = load_run(runs["lenet"].record.path)  # other weights: nothing cached for them
     assert robustness.benchmark_cached(other, tiny_data) is None
@@ -115,7 +116,7 @@ def test_a_benchmark_cached_by_another_code_version_or_damaged_is_computed_again
     run = runs["mlp"]
     first = robustness.corruption_benchmark(run, tiny_data)
     cache = run.record.path / "robustness-corruptions.safetensors"
-    monkeypatch.setattr(robustness, "CORRUPTIONS_VERSION", "mnist-c-digitlab-next")
+    monkeypatch.setattr(robustness.corruptions, "CORRUPTIONS_VERSION", "mnist-c-digitlab-next")
     assert robustness.benchmark_cached(run, tiny_data) is None
     assert robustness.corruption_benchmark(run, tiny_data) == first  # same code, same numbers, under the new key
     with safe_open(str(cache), framework="pt") as f:
@@ -281,7 +282,7 @@ def test_the_accuracy_against_epsilon_curve_is_computed_once_and_cached(runs, ti
         assert len(values) == len(robustness.EPSILONS)
         assert values[0] == pytest.approx(accuracy(run, images, labels))  # ε = 0: the clean subset
     assert all(p <= f for p, f in zip(curve.accuracy["pgd"], curve.accuracy["fgsm"]))
-    monkeypatch.setattr(robustness, "attack", lambda *a, **k: pytest.fail("computed again instead of read"))
+    monkeypatch.setattr(robustness.attacks, "attack", lambda *a, **k: pytest.fail("computed again instead of read"))
     assert robustness.adversarial_curve(run, tiny_data, size=20) == curve
     assert (run.record.path / "robustness-adversarial.safetensors").is_file()
 
@@ -296,7 +297,7 @@ def test_the_cli_prints_one_row_per_corruption_and_one_column_per_run(tiny_data_
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["corruption", "shipped-mlp", "shipped-lenet"]
     assert [line.split()[0] for line in lines[1:]] == ["clean", *robustness.CORRUPTIONS, "mean"]
-    clean = run_predictions(load_run(store_with_shipped / "shipped-mlp"), robustness.load_mnist(tiny_data_root))
+    clean = run_predictions(load_run(store_with_shipped / "shipped-mlp"), load_mnist(tiny_data_root))
     assert lines[1].split()[1] == f"{clean.accuracy:.2%}"
     assert all(len(line.split()) == 3 and line.split()[1].endswith("%") for line in lines[1:])
 

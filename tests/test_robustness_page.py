@@ -65,7 +65,7 @@ def test_moving_epsilon_changes_the_predictions(shipped, canvas):
 
 def test_the_accuracy_against_epsilon_curve_is_computed_on_request_and_then_shown(shipped, canvas,
                                                                                    monkeypatch):
-    monkeypatch.setattr(robustness, "ATTACK_SUBSET", 30)  # of the tiny test set's 100: enough to draw the curve
+    monkeypatch.setattr(robustness.attacks, "ATTACK_SUBSET", 30)  # of the tiny test set's 100: enough to draw the curve
     at = open_view("Adversarial", ["shipped-mlp", "shipped-lenet"])
     assert "not computed yet for mlp (shipped), lenet (shipped)" in columns_text(at).replace("\\", "")
     assert not [c for c in at.get("plotly_chart") if "adversarial" in c.proto.id]

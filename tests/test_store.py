@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import RunRecorder, downsample, record_training
 from digitlab.store import (
+    INTERRUPTED_MESSAGE,
+    LOCK_FILE,
     RUN_FILE,
     WEIGHTS_FILE,
     InvalidRunIdError,
@@ -134,6 +137,30 @@ def test_a_running_run_of_a_dead_process_becomes_interrupted(store_root, tiny_da
     record = store.read(recorder.run_id)
     assert record.status == "interrupted"
     assert json.loads((record.path / RUN_FILE).read_text())["status"] == "interrupted"
+
+
+def test_read_only_mode_shows_a_dead_trainers_run_as_interrupted_and_changes_nothing(store_root, monkeypatch):
+    store = RunStore(store_root)
+    recorder = RunRecorder(store, TINY)
+    monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
+    assert store.read(recorder.run_id).status == "running"  # this process holds the lock: its trainer is alive
+    recorder._release_lock()  # the trainer died
+    (store_root / ".deleted-old").mkdir()  # a delete that crashed half-way
+    leftover = recorder.path / ".run.json.0badf00d.tmp"  # a write that never finished
+    leftover.write_text("{")
+    os.utime(leftover, (time.time() - 3600,) * 2)
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(store_root)): p.read_bytes() if p.is_file() else b"" for p in store_root.rglob("*")}
+
+    for lock in ("held by no one", "absent, as in a copied store"):
+        if lock.startswith("absent"):
+            (recorder.path / LOCK_FILE).unlink()
+        before = files()
+        record = store.read(recorder.run_id)
+        assert (record.status, record.message) == ("interrupted", INTERRUPTED_MESSAGE), lock
+        assert [r.status for r in store.list().runs] == ["interrupted"]
+        assert files() == before, lock
 
 
 def test_killed_training_process_leaves_finished_epochs(tiny_data_root, store_root):

@@ -96,8 +96,8 @@ def test_leftover_temporary_files_of_a_dead_writer_are_removed(tmp_path, store_r
     pauses = tmp_path / "pauses"
     run = store_root / "some-run"
     run.mkdir(parents=True)
-    writer = racer(pauses, ("store.atomic_write.before_replace",), "write-json", run / RUN_FILE)
-    wait_reached(pauses, "store.atomic_write.before_replace")
+    writer = racer(pauses, ("files.atomic_write.before_replace",), "write-json", run / RUN_FILE)
+    wait_reached(pauses, "files.atomic_write.before_replace")
     writer.send_signal(signal.SIGKILL)
     writer.wait(10)
     (leftover,) = run.glob(".*.tmp")
@@ -110,13 +110,13 @@ def test_a_temporary_file_a_live_writer_holds_is_never_removed(tmp_path, store_r
     pauses = tmp_path / "pauses"
     run = store_root / "some-run"
     run.mkdir(parents=True)
-    writer = racer(pauses, ("store.atomic_write.before_replace",), "write-json", run / RUN_FILE)
-    wait_reached(pauses, "store.atomic_write.before_replace")
+    writer = racer(pauses, ("files.atomic_write.before_replace",), "write-json", run / RUN_FILE)
+    wait_reached(pauses, "files.atomic_write.before_replace")
     (pending,) = run.glob(".*.tmp")
     _backdate(pending)  # old, but its writer is alive: the lock it holds is what protects it
     RunStore(store_root).list()
     assert pending.exists()
-    release(pauses, "store.atomic_write.before_replace")
+    release(pauses, "files.atomic_write.before_replace")
     finish(writer)
     assert json.loads((run / RUN_FILE).read_text()) == {"written": True}
     assert not list(run.glob(".*.tmp"))

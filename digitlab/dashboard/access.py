@@ -2,25 +2,20 @@
 
 Everything that changes state asks ``require_writable`` first, at the point where the change is made, so that a
 disabled control that is forced anyway (a stale tab, a session-state edit) is still refused. Viewing is never a
-change: Draw, Compare, Errors and every chart work as usual.
+change: Draw, Compare, Errors and every chart work as usual, and write nothing under the run store (the library's
+digitlab.store.read_only, which reads the same variable).
 """
 
 from __future__ import annotations
 
-import os
+from digitlab.store import READ_ONLY_ENV, read_only
 
-READ_ONLY_ENV = "DIGITLAB_READ_ONLY"
 READ_ONLY_REASON = ("This dashboard is in read-only (classroom) mode: it can be viewed, but nothing can be trained, "
                     f"stopped, renamed or deleted. Whoever runs it can unset {READ_ONLY_ENV} to change that.")
 
 
 class ReadOnlyError(PermissionError):
     """An action that changes state, refused in read-only mode."""
-
-
-def read_only() -> bool:
-    """Is classroom mode on? DIGITLAB_READ_ONLY set to 1, true, yes or on."""
-    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def require_writable(action: str) -> None:

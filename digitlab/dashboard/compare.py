@@ -11,7 +11,7 @@ from pandas.io.formats.style import Styler
 
 from digitlab.dashboard.charts import GroupSeries, Series, colour_for, ema
 from digitlab.dashboard.grouping import Group
-from digitlab.dashboard.robustness import CORRUPTED_COLUMN
+from digitlab.dashboard.robustness_figures import CORRUPTED_COLUMN
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.config import TrainConfig
 from digitlab.drawings import DrawingScore
@@ -31,7 +31,7 @@ _EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 # The runs table (seed 002's comparison tables), and how people read its numbers.
 TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
                  "Train time (s)", "Device", "Precision", "Status", "Date",
-                 CORRUPTED_COLUMN]  # filled by robustness.with_corrupted_means; "—" until a run is benchmarked
+                 CORRUPTED_COLUMN]  # filled by with_corrupted_means; "—" until a run is benchmarked
 TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time (s)": "{:.1f}",
                  "Date": "{:%Y-%m-%d %H:%M}",
                  # st.table renders each cell as Markdown: text from run.json is shown literally, free text shortened.

@@ -20,7 +20,7 @@ import plotly.io
 from digitlab.dashboard import charts
 from digitlab.dashboard.compare import train_size
 from digitlab.engine import HELD_OUT_SIZE
-from digitlab.store import atomic_write
+from digitlab.files import atomic_write
 
 FEED_FILE = "job-feed.json"  # a server runs one job at a time: one feed, whose payload names its job
 

@@ -20,7 +20,8 @@ from typing import Any
 from digitlab.config import TrainConfig
 from digitlab.pause import pause_point
 from digitlab.recorder import epoch_record
-from digitlab.store import RunStore, atomic_write
+from digitlab.files import atomic_write
+from digitlab.store import RunStore
 
 RATE_WINDOW = 30  # batches over which images/s is measured: recent speed, not the average since the start
 SEND_EVERY_S = 0.1  # batch events go in bundles: one queue message per batch costs more than a step

@@ -28,7 +28,7 @@ from plotly import graph_objects as go
 from streamlit.components import v1 as components
 
 from digitlab.dashboard import live
-from digitlab.store import atomic_write
+from digitlab.files import atomic_write
 
 PAGE = Path(__file__).with_name("live_chart.html")
 FEED_EVERY_S = 0.8  # the feed's new figures and progress, this often while the job runs

@@ -13,7 +13,7 @@ from digitlab.dashboard import ui
 from digitlab.dashboard.access import require_writable
 from digitlab.dashboard.charts import colour_for
 from digitlab.dashboard.images import images_grid_png, kernel_grid_png, pixels_png
-from digitlab.dashboard.robustness import (
+from digitlab.dashboard.robustness_figures import (
     CurveLine,
     SweepLine,
     corruption_figure,
@@ -23,7 +23,7 @@ from digitlab.dashboard.robustness import (
     worst_corruptions,
 )
 from digitlab.dashboard.text import markdown_literal, shorten
-from digitlab.dashboard.ui.inside import progress_bar
+from digitlab.dashboard.ui.inside_computations import progress_bar
 from digitlab.data import DataNotFoundError
 from digitlab.store import RunError, RunRecord
 

@@ -6,8 +6,8 @@
 3. the corruption benchmark of each shipped model, with the sets already generated (seconds); the first model's
    figure plus (2) is what one model costs the first time (limit 60 s).
 
-It works on a temporary copy of the shipped checkpoints (bench.inside.shipped_copies), so that everything is really
-computed and no cache is left behind.
+It works on a temporary copy of the shipped checkpoints (bench.inside_timings.shipped_copies), so that everything is
+really computed and no cache is left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import torch
 
 from digitlab import robustness
-from digitlab.bench.inside import _ms, _percentiles, shipped_copies
+from digitlab.bench.inside_timings import _ms, _percentiles, shipped_copies
 from digitlab.data import load_mnist
 from digitlab.device import configure_cpu
 from digitlab.store import LoadedRun, RunStore
