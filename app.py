@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from digitlab.dashboard import ui
+from digitlab.dashboard.ui import bootstrap, loaders
 from digitlab.dashboard.access import READ_ONLY_REASON, read_only
 from digitlab.dashboard.images import app_icon
 from digitlab.dashboard.text import markdown_literal
@@ -50,17 +50,17 @@ pages = [
 navigation = st.navigation(pages)
 
 with st.sidebar:
-    listing = ui.list_runs()
-    st.caption(f"**Device:** {ui.device_label()}")
+    listing = loaders.list_runs()
+    st.caption(f"**Device:** {loaders.device_label()}")
     st.caption(f"**Stored runs:** {len(listing.runs)}")
     if read_only():
         st.caption(":material/lock: **Read-only mode**: viewing only", help=READ_ONLY_REASON)
-    jobs = ui.coordinator()
+    jobs = loaders.coordinator()
     if (run := jobs.running_run()) is not None:
         snap = run.snapshot()
         st.caption(f":material/hourglass_top: **Training** {snap.config.model}: {snap.progress:.0%}")
     if (study_job := jobs.running_study()) is not None:
         st.caption(f":material/science: **Study** {markdown_literal(study_job.spec.name)} is running")
-    ui.prefetch_chart_code()
+    bootstrap.prefetch_chart_code()
 
 navigation.run()

@@ -3,7 +3,8 @@
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas  # only importable inside a running Streamlit app
 
-from digitlab.dashboard import charts, ui
+from digitlab.dashboard import charts
+from digitlab.dashboard.ui import actions, bootstrap, handoff, loaders, widgets
 from digitlab.dashboard.compare import run_colours
 from digitlab.dashboard.access import read_only
 from digitlab.dashboard.consensus import agreement, guess_drawing
@@ -11,16 +12,16 @@ from digitlab.dashboard.images import pixels_png
 from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.store import RunError
 
-ui.use_app_navigation()
+bootstrap.use_app_navigation()
 CANVAS_SIZE = 280
 
 st.title("Draw")
-listing, usable = ui.runs_for_page(usable_only=True)
+listing, usable = widgets.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
-labels = ui.run_labels(usable)
+labels = widgets.run_labels(usable)
 colours = run_colours([r.id for r in listing.runs])
 
-chosen = ui.model_picker("draw.models", usable, "Pick the models that should guess")
+chosen = widgets.run_picker("draw.models", usable, "Pick the models that should guess")
 
 st.session_state.setdefault("draw.canvas_generation", 0)
 # The canvas column stays wider than the 280 px canvas: a narrower one squeezes the drawing out of shape.
@@ -41,7 +42,7 @@ with canvas_col:
     models = {}  # run id: model, for the runs whose weights still load
     for run_id in chosen:
         try:
-            models[run_id] = ui.model_for(by_id[run_id])
+            models[run_id] = loaders.model_for(by_id[run_id])
         except RunError as err:  # its weights went bad since the listing: the others still guess
             st.warning(f"Skipped **{markdown_literal(shorten(by_id[run_id].name))}**: {markdown_literal(str(err))}")
     rgba = canvas.image_data
@@ -58,9 +59,7 @@ with canvas_col:
         else:
             st.image(pixels_png(image, scale=4), caption="What the models see: 28 × 28, centred by mass")
             if st.button("Look inside this drawing", icon=":material/visibility:", key="draw.inside"):
-                st.session_state["inside.arrival"] = {"source": "carried", "drawing": image.tolist(),
-                                                      "models": chosen}
-                st.switch_page("pages/inside.py")
+                handoff.open_inside(image, chosen)
     with st.container(border=True, key="draw.keep"):
         # The label starts at the prediction; a new prediction makes a new widget, so it follows the drawing.
         guessed = guesses[0].digit if guesses else 0
@@ -70,12 +69,12 @@ with canvas_col:
         if image is None:
             keep = {"disabled": True, "help": "Draw a digit first: an empty canvas cannot be saved."}
         else:
-            keep = ui.state_changing()
+            keep = actions.state_changing()
         if save_col.button("Save as a test drawing", icon=":material/save:", key="draw.save", width="stretch",
                            **keep):
             try:
-                ui.save_drawing(rgba, label, width)
-            except ui.DRAWING_ERRORS as err:
+                actions.save_drawing(rgba, label, width)
+            except actions.DRAWING_ERRORS as err:
                 st.error(markdown_literal(str(err)))  # the canvas and the guesses stay as they were
             else:
                 st.session_state["draw.canvas_generation"] += 1

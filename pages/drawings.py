@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from digitlab.dashboard import ui
+from digitlab.dashboard.ui import actions, bootstrap, handoff, loaders, widgets
 from digitlab.dashboard.access import read_only
 from digitlab.dashboard.drawings import (
     ALL_LABELS,
@@ -17,22 +17,22 @@ from digitlab.dashboard.mistakes import page_of
 from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.drawings import DIGITS
 
-ui.use_app_navigation()
+bootstrap.use_app_navigation()
 PER_ROW = 6
 PER_PAGE = PER_ROW * 5
 CONFIRM_DELETE = "drawings.confirm_delete"  # the drawing whose deletion waits for a yes
 
 st.title("My drawings")
-listing, usable = ui.runs_for_page(usable_only=True)
+listing, usable = widgets.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
-labels = ui.run_labels(usable)
-folder = ui.drawing_store().root
+labels = widgets.run_labels(usable)
+folder = loaders.drawing_store().root
 
-chosen = ui.model_picker("drawings.models", usable, "Pick the models to score")
+chosen = widgets.run_picker("drawings.models", usable, "Pick the models to score")
 
-saved = ui.drawings()
+saved = loaders.drawings()
 drawings = saved.drawings
-scores = ui.drawing_scores([by_id[i] for i in chosen])
+scores = loaders.drawing_scores([by_id[i] for i in chosen])
 names = {i: shorten(by_id[i].name) for i in chosen}
 
 if read_only():
@@ -53,16 +53,16 @@ with st.expander("Export or import", icon=":material/swap_vert:", expanded=not d
         st.markdown("**Export** all drawings as a zip of PNGs plus `labels.csv` (file, label, saved_at, "
                     "stroke_width).")
         # Made when the button is pressed, not on every run of the page.
-        st.download_button("Export as zip", lambda: ui.drawing_store().export_zip(drawings), "my-drawings.zip",
+        st.download_button("Export as zip", lambda: loaders.drawing_store().export_zip(drawings), "my-drawings.zip",
                            "application/zip", key="drawings.export", icon=":material/download:",
                            disabled=not drawings, on_click="ignore")
     with import_col:
-        upload = st.file_uploader("Import such a zip", type=["zip"], key="drawings.upload", **ui.state_changing())
+        upload = st.file_uploader("Import such a zip", type=["zip"], key="drawings.upload", **actions.state_changing())
         if st.button("Import", icon=":material/upload:", key="drawings.import",
-                     **ui.state_changing(disabled=upload is None)):
+                     **actions.state_changing(disabled=upload is None)):
             try:
-                report = ui.import_drawings(upload.getvalue())
-            except ui.DRAWING_ERRORS as err:
+                report = actions.import_drawings(upload.getvalue())
+            except actions.DRAWING_ERRORS as err:
                 st.error(f"{markdown_literal(str(err))} Nothing was imported.")
             else:
                 st.session_state["drawings.import_report"] = import_summary(report)
@@ -95,7 +95,7 @@ st.session_state["drawings.page"] = page
 if not matching:
     st.info("No drawing matches these filters.")
 elif pages > 1:
-    ui.pager("drawings.page", page, pages, f"{counted(len(matching), 'drawing')}, newest first, {PER_PAGE} per page.")
+    widgets.pager("drawings.page", page, pages, f"{counted(len(matching), 'drawing')}, newest first, {PER_PAGE} per page.")
 else:
     st.caption(f"{counted(len(matching), 'drawing')}, newest first.")
 
@@ -106,37 +106,20 @@ def drawing_actions(drawing) -> None:
     with st.popover("Edit", icon=":material/edit:", width="stretch"):
         new_label = st.selectbox("Label", DIGITS, index=drawing.label, key=f"{key}.label")
         if st.button("Relabel", key=f"{key}.relabel", width="stretch",
-                     **ui.state_changing(disabled=new_label == drawing.label)):
+                     **actions.state_changing(disabled=new_label == drawing.label)):
             try:
-                ui.relabel_drawing(drawing.id, new_label)
-            except ui.DRAWING_ERRORS as err:
+                actions.relabel_drawing(drawing.id, new_label)
+            except actions.DRAWING_ERRORS as err:
                 st.error(markdown_literal(str(err)))
             else:
                 st.toast(f"Relabelled as {new_label}")
                 st.rerun()
         if st.button("Look inside", icon=":material/visibility:", key=f"{key}.inside", width="stretch"):
-            st.session_state["inside.arrival"] = {"source": "carried", "drawing": drawing.image.tolist(),
-                                                  "models": chosen}
-            st.switch_page("pages/inside.py")
-        if st.session_state.get(CONFIRM_DELETE) != drawing.id:
-            if st.button("Delete…", icon=":material/delete:", key=f"{key}.delete", width="stretch",
-                         **ui.state_changing()):
-                st.session_state[CONFIRM_DELETE] = drawing.id
-                st.rerun()
-            return
-        st.warning("Delete this drawing? This cannot be undone.")
-        if st.button("Yes, delete it", type="primary", key=f"{key}.yes", width="stretch", **ui.state_changing()):
-            st.session_state.pop(CONFIRM_DELETE)
-            try:
-                ui.delete_drawing(drawing.id)
-            except ui.DRAWING_ERRORS as err:
-                st.error(markdown_literal(str(err)))
-            else:
-                st.toast("Deleted the drawing")
-                st.rerun()
-        if st.button("Cancel", key=f"{key}.no", width="stretch"):
-            st.session_state.pop(CONFIRM_DELETE)
-            st.rerun()
+            handoff.open_inside(drawing.image, chosen)
+        actions.confirm_delete(key, CONFIRM_DELETE, drawing.id, label="Delete…",
+                               question="Delete this drawing? This cannot be undone.",
+                               delete=lambda: actions.delete_drawing(drawing.id), deleted="Deleted the drawing",
+                               errors=actions.DRAWING_ERRORS, side_by_side=False)
 
 
 for start in range(0, len(shown), PER_ROW):

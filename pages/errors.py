@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from digitlab.dashboard import charts, ui
-from digitlab.dashboard.images import digit_png, error_card_html
+from digitlab.dashboard import charts
+from digitlab.dashboard.ui import bootstrap, error_views, loaders, widgets
 from digitlab.dashboard.mistakes import (
     PER_PAGE,
     SORTS,
@@ -13,19 +13,18 @@ from digitlab.dashboard.mistakes import (
     filter_errors,
     header_line,
     page_of,
-    top_k,
 )
 from digitlab.dashboard.text import counted, markdown_literal, shorten
 from digitlab.predict import RunPredictions
 from digitlab.store import RunError, RunRecord
 
-ui.use_app_navigation()
+bootstrap.use_app_navigation()
 ANY = "any"
 
 st.title("Errors")
-listing, usable = ui.runs_for_page(usable_only=True)
+listing, usable = widgets.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
-labels = ui.run_labels(usable)
+labels = widgets.run_labels(usable)
 
 # Default: the run a link asked for (?run=...), else the best shipped checkpoint.
 requested = st.query_params.get("run")
@@ -47,7 +46,7 @@ record = by_id[run_id]
 def predictions_or_none(run: RunRecord) -> RunPredictions | None:
     """Its predictions, or None with an error saying why: its weights may have gone bad since the listing."""
     try:
-        return ui.predictions_for(run)
+        return loaders.predictions_for(run)
     except RunError as err:
         st.error(f"**{markdown_literal(shorten(run.name))}** cannot be shown: {markdown_literal(str(err))}. "
                  "Pick another run above.")
@@ -57,7 +56,7 @@ def predictions_or_none(run: RunRecord) -> RunPredictions | None:
 preds = predictions_or_none(record)
 if preds is None:
     st.stop()
-test_images = ui.mnist().test_images
+test_images = loaders.mnist().test_images
 
 st.subheader(header_line(preds))
 
@@ -95,7 +94,7 @@ with class_col:
             "only_first": f"Only {first_name} gets wrong ({len(overlap.only_first)})",
             "only_second": f"Only {other_name} gets wrong ({len(overlap.only_second)})",
         }
-        done, line = ui.significance(record, other)
+        done, line = loaders.significance(record, other)
         if done:
             st.caption(line)
         else:
@@ -124,29 +123,9 @@ with st.container():
     shown, page, pages = page_of(items, st.session_state["errors.page"])
     st.session_state["errors.page"] = page
 
-    ui.pager("errors.page", page, pages, f"{counted(len(items), 'image')} match"
+    widgets.pager("errors.page", page, pages, f"{counted(len(items), 'image')} match"
              + (" · clear the filters to see all" if len(items) == 0 else ""))
 
-    @st.dialog("Test image", width="large")
-    def inspect(index: int) -> None:
-        image_col, bars_col = st.columns([1, 2])
-        image_col.image(digit_png(test_images[index], scale=10), width="stretch")
-        image_col.markdown(f"Test image **#{index}**  \ntrue **{shown_preds.labels[index].item()}**, predicted "
-                           f"**{shown_preds.predicted[index].item()}** ({shown_preds.confidence[index].item():.1%})")
-        image_col.page_link("pages/inside.py", label="Look inside", icon=":material/visibility:",
-                            query_params={"test": str(index), "run": run_id if shown_preds is preds else other_id})
-        bars_col.plotly_chart(charts.probability_figure(shown_preds.probs[index].tolist(), height=320),
-                              key=f"errors.dialog.{index}", config={"displayModeBar": False})
-
-    per_row = 6
-    for row_start in range(0, len(shown), per_row):
-        for column, index in zip(st.columns(per_row), shown[row_start : row_start + per_row]):
-            with column.container(border=True):
-                st.html(error_card_html(test_images[index], shown_preds.labels[index].item(),
-                                        shown_preds.predicted[index].item(), shown_preds.confidence[index].item(),
-                                        top_k(shown_preds.probs[index])))
-                if st.button(f"#{index}", key=f"errors.inspect.{index}", width="stretch",
-                             help="Show it larger with all 10 probabilities"):
-                    inspect(index)
+    error_views.gallery(shown, shown_preds, test_images, run_id if shown_preds is preds else other_id)
     if len(shown) < len(items) or page > 1:
         st.caption(f"Showing {len(shown)} of {len(items)} ({PER_PAGE} per page).")

@@ -4,51 +4,37 @@ import streamlit as st
 import torch
 from streamlit_drawable_canvas import st_canvas  # only importable inside a running Streamlit app
 
-from digitlab.dashboard import charts, ui
-from digitlab.dashboard.images import digit_png, kernel_grid_png, map_grid_png, neighbours_html, overlay_png
-from digitlab.dashboard.text import markdown_literal, shorten
-from digitlab.dashboard.ui import inside_computations, robustness_views
+from digitlab.dashboard.images import digit_png
+from digitlab.dashboard.text import markdown_literal
+from digitlab.dashboard.ui import bootstrap, handoff, robustness_views, widgets
+from digitlab.dashboard.ui.inside_views import METHOD_LABELS, model_column
+from digitlab.dashboard.ui.loaders import mnist
 from digitlab.data import DataNotFoundError
-from digitlab.inside import DEFAULT_METHOD, METHODS, AttributionError
+from digitlab.inside import DEFAULT_METHOD, METHODS
 from digitlab.preprocess import canvas_image
-from digitlab.store import RunError
 
-ui.use_app_navigation()
+bootstrap.use_app_navigation()
 CANVAS_SIZE = 280
 PER_ROW = 4
-METHOD_LABELS = {"saliency": "Saliency", "integrated_gradients": "Integrated gradients", "gradcam": "Grad-CAM",
-                 "occlusion": "Occlusion"}
 SOURCES = {"draw": "Draw here", "test": "A test image", "carried": "The drawing from Draw"}
 VIEWS = ["Inside", "Perturb", "Adversarial"]  # what the models see; transformed; attacked
 
 st.title("Inside")
-listing, usable = ui.runs_for_page(usable_only=True)
+listing, usable = widgets.runs_for_page(usable_only=True)
 by_id = {r.id: r for r in usable}
-labels = ui.run_labels(usable)
 
-# Arrivals: an Errors card links here with ?test=<index>&run=<id> (that run joins the models shown); Draw leaves its
-# drawing and its models in "inside.arrival" (those models are shown, as on Draw).
-arrival = st.session_state.pop("inside.arrival", None)
-requested = (st.query_params.get("test"), st.query_params.get("run"))
-if requested[0] is not None and st.session_state.get("inside.requested") != requested:
-    arrival = {"source": "test", "test": requested[0], "first": requested[1]}
-st.session_state["inside.requested"] = requested
-default = [r.id for r in usable if r.shipped] or [usable[0].id]
-remembered = st.session_state.get("inside.remembered", default)
-if arrival is not None:
+if (arrival := handoff.inside_arrival()) is not None:
     st.session_state["inside.source"] = arrival["source"]
     if "drawing" in arrival:
         st.session_state["inside.drawing"] = arrival["drawing"]
     if "test" in arrival:
         st.session_state["inside.test_index"] = arrival["test"]
-    if "models" in arrival:
-        remembered = list(arrival["models"])
+    shown = list(arrival.get("models") or widgets.picked_runs(handoff.INSIDE_MODELS, usable))
     if arrival.get("first") in by_id:
-        remembered = [arrival["first"]] + [i for i in remembered if i != arrival["first"]]
-st.session_state["inside.models"] = [i for i in remembered if i in by_id][: PER_ROW * 2]
-chosen = st.multiselect("Models", list(by_id), format_func=labels.get, key="inside.models", max_selections=PER_ROW * 2,
-                        placeholder="Pick the models to look inside")
-st.session_state["inside.remembered"] = chosen
+        shown = [arrival["first"]] + [i for i in shown if i != arrival["first"]]
+    widgets.choose_runs(handoff.INSIDE_MODELS, shown)
+chosen = widgets.run_picker(handoff.INSIDE_MODELS, usable, "Pick the models to look inside",
+                            max_selections=PER_ROW * 2)
 
 sources = [s for s in SOURCES if s != "carried" or "inside.drawing" in st.session_state]
 if st.session_state.get("inside.source") not in sources:
@@ -75,16 +61,16 @@ with input_col:
     else:
         text = st.text_input("Test image number", key="inside.test_index")
         try:
-            data = ui.mnist()
+            data = mnist()
         except DataNotFoundError as err:
             st.error(markdown_literal(str(err)))
         else:
             count = len(data.test_labels)
             if not text.strip().isdigit() or not 0 <= int(text) < count:
-                ui.field_error({"test": f"Enter a whole number from 0 to {count - 1:,}, got {text!r}."}, "test")
+                widgets.field_error({"test": f"Enter a whole number from 0 to {count - 1:,}, got {text!r}."}, "test")
             else:
                 image, label = data.test_images[int(text)].float() / 255, data.test_labels[int(text)].item()
-                st.caption(f"Test image #{int(text)}: labelled **{data.test_labels[int(text)].item()}**")
+                st.caption(f"Test image #{int(text)}: labelled **{label}**")
 with seen_col:
     if image is not None:
         st.image(digit_png((image * 255).round(), scale=6), caption="What the models see: 28 × 28")
@@ -111,50 +97,6 @@ if not chosen:
     st.info("Pick at least one model above.")
     st.stop()
 
-
-def show_model(run_id: str) -> None:
-    record = by_id[run_id]
-    name = shorten(record.name)
-    st.markdown(f"#### {markdown_literal(name)}")
-    try:
-        maps = inside_computations.feature_maps(record, image)
-    except RunError as err:  # its weights went bad since the listing: the other columns still work
-        st.error(f"Cannot look inside **{markdown_literal(name)}**: {markdown_literal(str(err))}")
-        return
-    probs = maps[-1].values
-    digit = int(probs.argmax())
-    st.markdown(f"says **{digit}** ({probs[digit].item():.0%})")
-    try:
-        st.image(overlay_png(image, inside_computations.attribution(record, image, method)), width="stretch",
-                 caption=f"{METHOD_LABELS[method]} for {digit}")
-    except AttributionError as err:
-        st.info(markdown_literal(str(err)))
-    st.markdown("**Nearest training images**")
-    try:
-        nearest = inside_computations.nearest(record, image)
-        emap = inside_computations.embedding_map(record)
-    except DataNotFoundError as err:
-        st.warning(f"Needs MNIST: {markdown_literal(str(err))}")
-    else:
-        train = ui.mnist().train_images
-        st.html(neighbours_html([train[n.index] for n in nearest], [n.label for n in nearest],
-                                [n.similarity for n in nearest], [n.index for n in nearest]))
-        st.markdown("**The test images as it sees them**")
-        st.plotly_chart(charts.embedding_figure(emap.xy.tolist(), emap.labels.tolist(), emap.predicted.tolist(),
-                                                inside_computations.place(record, emap, image), height=300),
-                        key=f"inside.map.{run_id}", config={"displayModeBar": False})
-        st.caption("PCA of its penultimate-layer features; ringed: misread by it; ★: this input.")
-    st.markdown("**Feature maps**")
-    for fm in maps:
-        st.caption(f"{fm.name} · {fm.kind} · {' × '.join(map(str, fm.shape))}")
-        st.image(map_grid_png(fm.values, None if show_all else 16), width="stretch")
-    with st.expander("Filters"):
-        for kernels in inside_computations.filters(record):
-            st.caption(f"{kernels.name} · {kernels.kernels.shape[0]} × {kernels.kernels.shape[1]} × "
-                       f"{kernels.kernels.shape[2]}")
-            st.image(kernel_grid_png(kernels.kernels, None if show_all else 16), width="stretch")
-
-
 # Bound to the URL: ?inside.view=Perturb opens (and links to) a view without computing the others first.
 inside_view, perturb_view, adversarial_view = st.tabs(VIEWS, key="inside.view", on_change="rerun",
                                                      bind="query-params")
@@ -163,7 +105,7 @@ if inside_view.open:
         for start in range(0, len(chosen), PER_ROW):
             for column, run_id in zip(st.columns(PER_ROW), chosen[start : start + PER_ROW]):
                 with column.container(key=f"inside.model.{run_id}"):
-                    show_model(run_id)
+                    model_column(by_id[run_id], image, method, show_all)
 if perturb_view.open:
     with perturb_view:
         robustness_views.perturb_tab([by_id[i] for i in chosen], image, label)

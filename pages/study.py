@@ -5,15 +5,15 @@ import streamlit as st
 
 from digitlab import study
 from digitlab.config import PRESETS
-from digitlab.dashboard import ui
+from digitlab.dashboard.ui import actions, bootstrap, handoff, loaders
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only
 from digitlab.dashboard.jobs.coordinator import BusyError
 from digitlab.dashboard.study_figures import best_so_far_figure, study_run_ids, trials_table
 from digitlab.dashboard.text import markdown_literal
 
-ui.use_app_navigation()
+bootstrap.use_app_navigation()
 REFRESH_S = 1.0
-jobs = ui.coordinator()
+jobs = loaders.coordinator()
 jobs.warm_up()  # the study's first worker, ready for the click (started on a background thread)
 
 st.title("Study")
@@ -42,7 +42,7 @@ with st.expander("Start a study", expanded=jobs.latest_study is None, icon=":mat
         repeats = columns[0].number_input("Seeds per configuration", 1, 20, study.SEED_STUDY_REPEATS,
                                           key="study.seed_repeats")
         epochs = columns[1].number_input("Epochs (0: the presets' own)", 0, 1000, 0, key="study.seed_epochs")
-        if st.button("Start the seed study", key="study.start_seed", type="primary", **ui.state_changing()):
+        if st.button("Start the seed study", key="study.start_seed", type="primary", **actions.state_changing()):
             start(lambda: study.define_study(seed, seed_study=seed, repeat=int(repeats), epochs=int(epochs) or None))
     with build_tab:
         name = st.text_input("Study name", key="study.name", placeholder="e.g. lr-sweep")
@@ -67,7 +67,7 @@ with st.expander("Start a study", expanded=jobs.latest_study is None, icon=":mat
                 validation_size=int(validation), trials=int(trials) if searched else None,
                 grid=study.parse_grid(grid), search=searched)
 
-        if st.button("Start the study", key="study.start_built", type="primary", **ui.state_changing()):
+        if st.button("Start the study", key="study.start_built", type="primary", **actions.state_changing()):
             start(built)
     st.number_input("Worker processes", 1, 16, study.DEFAULT_WORKERS, key="study.workers",
                     help="Each takes trials in turn; the cores are shared out between them.")
@@ -93,7 +93,7 @@ def follow() -> study.Summary | None:
             f"{summary.ended} of {spec.total} trials ended · {job.workers} worker(s)"
         bar.progress(summary.ended / spec.total, text=text)
         if stop.button("Stop", icon=":material/stop:", key="study.stop", width="stretch",
-                       **ui.state_changing(disabled=job.stop_requested)):
+                       **actions.state_changing(disabled=job.stop_requested)):
             try:
                 job.stop()
             except ReadOnlyError as err:
@@ -122,6 +122,4 @@ summary = follow()  # on the page's run (not on the fragment's own reruns): the 
 # which Streamlit folds any fragment run still queued into, never the other way round.
 run_ids = [] if polling or summary is None else study_run_ids(summary)
 if run_ids and st.button("Compare the study's runs, grouped →", key="study.compare"):
-    st.session_state["compare.runs"] = st.session_state["compare.remembered"] = run_ids
-    st.session_state["compare.group"] = True
-    st.switch_page("pages/compare.py")
+    handoff.open_compare(run_ids, grouped=True)

@@ -118,9 +118,9 @@ def test_the_form_shows_the_library_messages_and_starts_nothing(app_env, tmp_pat
     assert "channels must be whole numbers separated by commas" in shown
     at.button(key="train.start").click().run()
     assert any("Fix the 3 field(s) marked in red" in e.value for e in at.error), [e.value for e in at.error]
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
-    assert ui.coordinator().latest_run is None
+    assert loaders.coordinator().latest_run is None
 
 
 def test_the_form_shows_the_model_size_and_refuses_a_model_over_the_cap(app_env, tmp_path):
@@ -153,9 +153,9 @@ def test_a_tiny_training_job_runs_and_shows_up_in_compare(app_env, tmp_path):
     at.number_input(key="train.epochs").set_value(2)
     at.button(key="train.start").click().run()
     assert_clean(at)
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
-    job = ui.coordinator().latest_run
+    job = loaders.coordinator().latest_run
     assert job is not None and job.join(120)
     at.run()  # the page polls; a full run shows the finished job
     assert_clean(at)
@@ -174,9 +174,9 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
     frame watches the file naming the server's latest job, so that a job started in another tab shows."""
     from dataclasses import replace
 
-    from digitlab.dashboard import live, ui
+    from digitlab.dashboard import live
     from digitlab.dashboard.jobs.follow import JobSnapshot
-    from digitlab.dashboard.ui import live_chart
+    from digitlab.dashboard.ui import live_chart, loaders
 
     app_env(tmp_path / "store")
     going = JobSnapshot(state="running", config=TrainConfig(model="mlp", epochs=1), owner="", started_at=5.0,
@@ -210,7 +210,7 @@ def test_a_running_job_is_followed_by_its_feed_and_its_end_shows_the_summary(app
     assert_clean(idle)
     assert frame_args(idle)["watch"]["url"] == live_chart.LATEST_JOB_FILE and frame_args(idle)["watch"]["job"] is None
 
-    ui.coordinator()._latest_run = job = Job()
+    loaders.coordinator()._latest_run = job = Job()
     at = open_app("pages/train.py")
     assert_clean(at)
     assert at.button(key="train.stop")
@@ -240,9 +240,9 @@ def test_a_second_start_while_training_says_who_is_training(app_env, tmp_path):
     second.button(key="train.start").click().run()
     warning = " ".join(w.value for w in second.warning)
     assert "Already training" in warning and "another tab" in warning
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
-    job = ui.coordinator().latest_run
+    job = loaders.coordinator().latest_run
     job.stop()
     assert job.join(60) and job.snapshot().status == "stopped"
 
@@ -351,10 +351,10 @@ def test_compare_deletes_an_unreadable_folder_after_confirmation(several_runs):
     broken.mkdir()
     (broken / "run.json").write_text("{not json")
     at = open_app("pages/compare.py")
-    at.button(key="unreadable.delete.broken-run").click().run()
+    at.button(key="unreadable.broken-run.delete").click().run()
     assert any("cannot be undone" in w.value and "broken-run" in w.value for w in at.warning)
     assert broken.exists()
-    at.button(key="unreadable.delete.broken-run.yes").click().run()
+    at.button(key="unreadable.broken-run.yes").click().run()
     assert_clean(at)
     assert not broken.exists()
     assert not [e for e in at.expander if "unreadable" in e.label]
@@ -374,11 +374,11 @@ def test_live_charts_refuse_a_name_used_twice():
 def test_the_sidebar_prefetches_the_chart_code_of_this_streamlit(app_env, tmp_path):
     """The prefetch names Streamlit's chart code by its file: a Streamlit whose files are named otherwise would make
     it quietly do nothing, and this test says so."""
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import bootstrap
 
     app_env(tmp_path / "store")
-    name = ui.chart_code_file()
-    assert name is not None and (ui.STREAMLIT_SCRIPTS / name).is_file()
+    name = bootstrap.chart_code_file()
+    assert name is not None and (bootstrap.STREAMLIT_SCRIPTS / name).is_file()
     at = open_app()
     scripts = [e.proto.body for e in at.sidebar if type(e).__name__ == "Html" and e.proto.unsafe_allow_javascript]
     assert len(scripts) == 1 and f'"{name}"' in scripts[0]
@@ -412,18 +412,18 @@ def test_read_only_mode_disables_train_and_refuses_it_when_forced(read_only_app,
     assert any("read-only" in i.value for i in at.info)
     stale_click(at, "train.start", monkeypatch)
     assert_clean(at)
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
-    assert ui.coordinator().latest_run is None
+    assert loaders.coordinator().latest_run is None
 
 
 def test_read_only_mode_refuses_stop_even_when_forced(several_runs, monkeypatch):
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
     at = open_app("pages/train.py")
     at.number_input(key="train.epochs").set_value(300)
     at.button(key="train.start").click().run()
-    job = ui.coordinator().latest_run
+    job = loaders.coordinator().latest_run
     try:
         monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
         at.run()
@@ -459,34 +459,34 @@ def test_read_only_mode_refuses_to_delete_an_unreadable_folder(read_only_app, mo
     broken.mkdir()
     (broken / "run.json").write_text("{not json")
     at = open_app("pages/compare.py")
-    assert at.button(key="unreadable.delete.broken-run").disabled
+    assert at.button(key="unreadable.broken-run.delete").disabled
     at.session_state["unreadable.confirm"] = "broken-run"  # forced through session state
     at.run()
-    assert at.button(key="unreadable.delete.broken-run.yes").disabled
-    stale_click(at, "unreadable.delete.broken-run.yes", monkeypatch)
+    assert at.button(key="unreadable.broken-run.yes").disabled
+    stale_click(at, "unreadable.broken-run.yes", monkeypatch)
     assert_clean(at)
     assert broken.exists()
 
 
 def test_read_only_actions_refuse_whoever_calls_them(read_only_app):
     """What every state-changing control calls, called directly: each refuses with the reason, and nothing changes."""
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import actions, loaders
     from digitlab.dashboard.access import ReadOnlyError
 
     store = RunStore(read_only_app)
     run = next(r for r in store.list().runs if r.name == "tiny mlp")
     (read_only_app / "broken-run").mkdir()
-    actions = {
-        "Renaming a run": lambda: ui.rename_run(run.id, "renamed anyway"),
-        "Deleting a run": lambda: ui.delete_run(run.id),
-        "Deleting a run ": lambda: ui.delete_run("broken-run"),
-        "Training": lambda: ui.coordinator().start_run(TrainConfig(model="mlp", epochs=1)),
+    calls = {
+        "Renaming a run": lambda: actions.rename_run(run.id, "renamed anyway"),
+        "Deleting a run": lambda: actions.delete_run(run.id),
+        "Deleting a run ": lambda: actions.delete_run("broken-run"),
+        "Training": lambda: loaders.coordinator().start_run(TrainConfig(model="mlp", epochs=1)),
     }
-    for action, call in actions.items():
+    for action, call in calls.items():
         with pytest.raises(ReadOnlyError, match=f"{action.strip()} is turned off"):
             call()
     assert store.read(run.id).name == "tiny mlp" and (read_only_app / "broken-run").exists()
-    assert ui.coordinator().latest_run is None
+    assert loaders.coordinator().latest_run is None
 
 
 def test_read_only_mode_still_shows_every_page(read_only_app):

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from digitlab.dashboard.compare import metric_curve, run_colours, runs_table, sort_runs_table, styled_runs_table
+from digitlab.dashboard.compare import run_colours, runs_table, sort_runs_table, styled_runs_table
+from digitlab.dashboard.curves import metric_curve
 from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import record_training

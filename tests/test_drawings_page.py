@@ -190,14 +190,14 @@ def test_the_compare_table_shows_accuracy_on_the_drawings_with_their_count(saved
 
 
 def test_read_only_refuses_every_change_even_when_forced(saved, monkeypatch):
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import actions
     from digitlab.dashboard.access import ReadOnlyError
 
     monkeypatch.setenv("DIGITLAB_READ_ONLY", "1")
     drawing = saved.list().drawings[0]
     before = sorted(p.name for p in saved.root.iterdir())
-    for action in (lambda: ui.save_drawing(render_digit(2), 2, 18), lambda: ui.relabel_drawing(drawing.id, 9),
-                   lambda: ui.delete_drawing(drawing.id), lambda: ui.import_drawings(saved.export_zip())):
+    for action in (lambda: actions.save_drawing(render_digit(2), 2, 18), lambda: actions.relabel_drawing(drawing.id, 9),
+                   lambda: actions.delete_drawing(drawing.id), lambda: actions.import_drawings(saved.export_zip())):
         with pytest.raises(ReadOnlyError, match="turned off"):
             action()
     assert sorted(p.name for p in saved.root.iterdir()) == before and saved.load(drawing.id).label == drawing.label

@@ -202,7 +202,7 @@ def test_draw_skips_a_model_whose_weights_went_bad_and_the_others_guess(app_env,
 
 
 PAGES = [None, "pages/train.py", "pages/compare.py", "pages/errors.py", "pages/draw.py"]
-LISTING_PAGES = ("pages/compare.py", "pages/errors.py", "pages/draw.py")  # ui.runs_for_page: the unreadable expander
+LISTING_PAGES = ("pages/compare.py", "pages/errors.py", "pages/draw.py")  # widgets.runs_for_page: the unreadable expander
 
 
 def _at(data: dict, path: str) -> tuple[dict | list, str | int]:

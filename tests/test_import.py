@@ -13,6 +13,60 @@ UPPER_WINGS = ("digitlab.dashboard", "digitlab.bench")  # never imported by the 
 CLI = "digitlab.__main__"  # an entry point like the pages: it may start the benchmark, never the dashboard
 
 
+def package_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imports_within_package(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that a file imports, anywhere in it: ``from digitlab.dashboard import live`` imports
+    digitlab.dashboard.live (not the package digitlab.dashboard), and an imported name that is not a module counts
+    as its module."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                     for alias in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module_name(path):
+                found.add(name)
+    return found
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm): each is a cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in graph[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while (member := stack.pop()) != module:
+                component.append(member)
+            if component:
+                cycles.append(sorted([module, *component]))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return cycles
+
+
 def imported_modules(path: Path) -> list[str]:
     """Every module a file imports, anywhere in it (function-level imports too), as dotted names."""
     names = []
@@ -74,3 +128,14 @@ def test_public_api():
                  "preprocess_canvas", "predict", "preset"):
         assert callable(getattr(digitlab, name)), name
     assert callable(digitlab.TrainConfig().validate)
+
+
+def test_no_module_imports_itself_through_others():
+    """No import cycle in the package (the dashboard's job manager and studies module once imported each other)."""
+    modules = package_modules()
+    graph = {name: imports_within_package(path, modules) for name, path in modules.items()}
+    assert import_cycles(graph) == []
+    # The check can see a cycle, and each edge it is built from.
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert "digitlab.dashboard.jobs.follow" in graph["digitlab.dashboard.jobs.coordinator"]
+    assert "digitlab.dashboard.live" in graph["digitlab.dashboard.ui.live_chart"]

@@ -178,13 +178,13 @@ def test_a_stop_the_trainer_ignores_ends_it_by_force_and_keeps_its_finished_epoc
 def test_clear_caches_keeps_the_running_job(monkeypatch, tiny_data_root, store_root):
     import streamlit as st
 
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
     monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
     monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
-    job = ui.coordinator().start_run(SLOW)
+    job = loaders.coordinator().start_run(SLOW)
     st.cache_resource.clear()  # the menu's "Clear caches"
-    assert ui.coordinator().latest_run is job and job.running
+    assert loaders.coordinator().latest_run is job and job.running
     job.stop()
     assert job.join(30)
 
@@ -413,16 +413,16 @@ def test_read_only_mode_keeps_no_trainer_ready(warm_manager, monkeypatch):
 def test_clear_caches_keeps_the_ready_trainer(monkeypatch, tiny_data_root, store_root):
     import streamlit as st
 
-    from digitlab.dashboard import ui
+    from digitlab.dashboard.ui import loaders
 
     monkeypatch.setenv("DIGITLAB_CHECKPOINTS", str(store_root))
     monkeypatch.setenv("DIGITLAB_DATA", str(tiny_data_root))
     monkeypatch.setenv("DIGITLAB_WARM_TRAINER", "1")
-    manager = ui.coordinator()
+    manager = loaders.coordinator()
     try:
         warm = ready_trainer(manager)
         st.cache_resource.clear()  # the menu's "Clear caches"
-        assert ui.coordinator().warm_trainer is warm and warm.process.is_alive()
+        assert loaders.coordinator().warm_trainer is warm and warm.process.is_alive()
     finally:
         manager.close()
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from digitlab import robustness
+from digitlab.dashboard.ui import handoff
 from tests.test_app import app_env, assert_clean, canvas, open_app, shipped  # noqa: F401  (fixtures)
 from tests.test_inside_page import columns_text
 
@@ -18,7 +19,7 @@ def open_view(view: str, models: list[str] | None = None):
     at = open_app()
     at.session_state["inside.view"] = view
     if models is not None:
-        at.session_state["inside.remembered"] = models
+        at.session_state[handoff.INSIDE_MODELS] = models
     return at.switch_page("pages/inside.py").run()
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from digitlab.dashboard.charts import GroupSeries, Series, colour_for, ema
+from digitlab.dashboard.charts import GroupSeries, Series, colour_for
+from digitlab.dashboard.curves import metric_curve, per_epoch
 from digitlab.dashboard.grouping import Group
 from digitlab.dashboard.robustness_figures import CORRUPTED_COLUMN
 from digitlab.dashboard.text import markdown_literal, shorten
@@ -18,16 +18,6 @@ from digitlab.drawings import DrawingScore
 from digitlab.models import default_options
 from digitlab.store import RunRecord
 
-X_AXES = {"epoch": "Epoch", "samples": "Images seen", "time": "Wall time (s)"}
-METRICS = {
-    "test_acc": "Test accuracy",
-    "test_loss": "Test loss",
-    "train_loss": "Train loss",
-    "train_acc": "Train accuracy",
-    "val_acc": "Validation accuracy",
-    "val_loss": "Validation loss",
-}
-_EPOCH_X = {"epoch": "epoch", "samples": "samples_seen", "time": "elapsed_s"}
 # The runs table (seed 002's comparison tables), and how people read its numbers.
 TABLE_COLUMNS = ["Run", "Architecture", "Hyperparameters", "Parameters", "Test accuracy", "Test loss", "Epochs",
                  "Train time (s)", "Device", "Precision", "Status", "Date",
@@ -37,37 +27,6 @@ TABLE_FORMATS = {"Parameters": "{:,.0f}", "Test accuracy": "{:.2%}", "Test loss"
                  # st.table renders each cell as Markdown: text from run.json is shown literally, free text shortened.
                  **dict.fromkeys(["Run", "Device"], lambda text: markdown_literal(shorten(text))),
                  **dict.fromkeys(["Architecture", "Hyperparameters", "Status"], markdown_literal)}
-
-
-def train_size(record_data: dict[str, Any]) -> int:
-    if record_data.get("train_size"):
-        return record_data["train_size"]
-    epochs = record_data.get("epochs") or []
-    return int(epochs[0]["samples_seen"]) if epochs else 60000
-
-
-def metric_curve(record_data: dict[str, Any], metric: str, x_axis: str, smoothing: float = 0.0
-                 ) -> tuple[list[float], list[float]]:
-    """(x, y) of one run's ``metric`` against ``x_axis`` (epoch, samples or time).
-
-    train_loss comes from the per-batch trace (smoothed, on a fractional epoch axis); the others are per epoch.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    if x_axis not in X_AXES:
-        raise ValueError(f"unknown x axis {x_axis!r}; choose one of {', '.join(X_AXES)}")
-    if metric == "train_loss":
-        batches = record_data.get("batches") or {}
-        samples = batches.get("samples_seen", [])
-        if x_axis == "epoch":
-            size = train_size(record_data)
-            x = [s / size for s in samples]
-        else:
-            x = list(samples if x_axis == "samples" else batches.get("elapsed_s", []))
-        return x, ema(batches.get("loss", []), smoothing)
-    # Validation metrics are None in runs without a split, and absent in runs recorded before splits existed.
-    epochs = [e for e in record_data.get("epochs") or [] if e.get(metric) is not None]
-    return [e[_EPOCH_X[x_axis]] for e in epochs], [e[metric] for e in epochs]
 
 
 def run_colours(run_ids: Sequence[str]) -> dict[str, str]:
@@ -80,7 +39,7 @@ def overlay_series(records: Sequence[RunRecord], colours: dict[str, str], metric
     series = []
     for record in records:
         x, y = metric_curve(record.data, metric, x_axis, smoothing)
-        series.append(Series(shorten(record.name), colours[record.id], x, y, markers=metric != "train_loss"))
+        series.append(Series(shorten(record.name), colours[record.id], x, y, markers=per_epoch(metric)))
     return series
 
 

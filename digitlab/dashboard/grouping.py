@@ -14,6 +14,7 @@ from typing import Any
 
 from digitlab.config import TrainConfig
 from digitlab.dashboard.charts import PALETTE, colour_for
+from digitlab.dashboard.curves import HELD_OUT_METRICS, metric_curve
 from digitlab.store import RunRecord
 
 IGNORED_FIELDS = ("seed", "name")  # what repeats of one experiment may differ in
@@ -53,10 +54,10 @@ def stat(values: Sequence[float]) -> Stat:
 
 @dataclass(frozen=True)
 class Curve:
-    """A per-epoch metric over a group's runs: per epoch index (epoch 1 first), the mean, the std (None where only
-    one run has that epoch) and how many runs have it."""
+    """A metric over a group's runs: per epoch (epoch 1 first; for a held-out metric, per check, at its place in
+    fractional epochs), the mean, the std (None where only one run has that point) and how many runs have it."""
 
-    epochs: list[int]
+    epochs: list[float]
     mean: list[float]
     std: list[float | None]
     n: list[int]
@@ -80,7 +81,7 @@ class Group:
         return [run.config.seed for run in self.runs]
 
     def curve(self, metric: str) -> Curve:
-        return epoch_curve(self.runs, metric)
+        return held_out_curve(self.runs, metric) if metric in HELD_OUT_METRICS else epoch_curve(self.runs, metric)
 
 
 def epoch_curve(runs: Sequence[RunRecord], metric: str) -> Curve:
@@ -96,6 +97,20 @@ def epoch_curve(runs: Sequence[RunRecord], metric: str) -> Curve:
     epochs = sorted(by_epoch)
     stats = [stat(by_epoch[e]) for e in epochs]
     return Curve(epochs, [s.mean for s in stats], [s.std for s in stats], [s.n for s in stats])
+
+
+def held_out_curve(runs: Sequence[RunRecord], metric: str) -> Curve:
+    """Mean and std of a held-out ``metric`` per check, over the runs that made that check: repeats of one
+    experiment check after the same batches, so the k-th checks of each run lie at the same place."""
+    by_check: dict[int, list[float]] = {}
+    places: dict[int, float] = {}
+    for run in runs:
+        for index, (x, value) in enumerate(zip(*metric_curve(run.data, metric, "epoch"))):
+            by_check.setdefault(index, []).append(value)
+            places.setdefault(index, x)
+    checks = sorted(by_check)
+    stats = [stat(by_check[k]) for k in checks]
+    return Curve([places[k] for k in checks], [s.mean for s in stats], [s.std for s in stats], [s.n for s in stats])
 
 
 MAX_LABEL_FIELDS = 3  # a legend entry people can read: the first few fields that set a group apart, then "…"

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import plotly.io
 
 from digitlab.dashboard import charts
-from digitlab.dashboard.compare import train_size
+from digitlab.dashboard.curves import train_size
 from digitlab.engine import HELD_OUT_SIZE
 from digitlab.files import atomic_write
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from digitlab import study
 from digitlab.config import TrainConfig
-from digitlab.dashboard.access import read_only, require_writable
+from digitlab.dashboard.access import read_only, writable
 from digitlab.dashboard.jobs.follow import STOP_GRACE_S, AdoptedJob, Job, JobSnapshot, TrainingJob, live_dashboard_runs
 from digitlab.dashboard.jobs.study_job import StudyJob
 from digitlab.dashboard.jobs.trainer import WarmTrainer, warm_trainer_enabled
@@ -111,10 +111,10 @@ class Coordinator:
 
     # --- starting -----------------------------------------------------------------------------------------------
 
+    @writable("Training")
     def start_run(self, config: TrainConfig, owner: str = "") -> TrainingJob:
         """Train ``config`` in the ready trainer (or a new one). Refused in read-only mode (ReadOnlyError), for an
         invalid config (ValueError), and while another job runs (BusyError)."""
-        require_writable("Training")
         errors = config.validate()
         if errors:
             raise ValueError("; ".join(errors.values()))
@@ -125,11 +125,11 @@ class Coordinator:
             self._latest_run = job
             return job
 
+    @writable("Starting a study")
     def start_study(self, spec: study.StudySpec, workers: int, storage: str | None = None) -> StudyJob:
         """Create or resume ``spec`` in the study storage and run it with ``workers`` workers, the first in the ready
         trainer. Refused in read-only mode, for a definition the storage refuses (StudyError), and while another job
         runs (BusyError). The study holds the server from the moment it is admitted, before its database I/O."""
-        require_writable("Starting a study")
         url = study.storage_url(storage, self.store.root)
         job = StudyJob(spec, url, min(workers, spec.total))
         with self._lock:

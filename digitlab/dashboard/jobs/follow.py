@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from digitlab.config import TrainConfig
-from digitlab.dashboard.access import require_writable
+from digitlab.dashboard.access import writable
 from digitlab.dashboard.jobs.child import PROGRESS_FILE, STOP_FILE, Rate, read_progress
 from digitlab.dashboard.jobs.trainer import KILL_AFTER_S, WarmTrainer
 from digitlab.recorder import BatchTrace, epoch_record
@@ -103,10 +103,10 @@ class Job:
         self._follower.start()
         return self
 
+    @writable("Stopping a run")
     def stop(self) -> None:
         """Ask the trainer to stop before its next batch; the run is kept with status stopped. A trainer that has
         not ended STOP_GRACE_S later is ended by force. Refused in read-only mode."""
-        require_writable("Stopping a run")
         with self._lock:
             if self._stop_at is None:
                 self._stop_at = time.monotonic()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from digitlab import study
-from digitlab.dashboard.access import require_writable
+from digitlab.dashboard.access import writable
 from digitlab.dashboard.jobs.trainer import WarmTrainer
 
 FINISHED_WAIT_S = 0.5  # after the process has ended, how long its last message may take to arrive
@@ -54,9 +54,9 @@ class StudyJob:
     def stop_requested(self) -> bool:
         return self.trainer is not None and self.trainer.stop.is_set()
 
+    @writable("Stopping a study")
     def stop(self) -> None:
         """Every worker ends after its current batch; finished trials and their runs are kept."""
-        require_writable("Stopping a study")
         if self.trainer is not None:
             self.trainer.stop.set()
 

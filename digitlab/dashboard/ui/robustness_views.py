@@ -9,8 +9,8 @@ import streamlit as st
 import torch
 
 from digitlab import robustness
-from digitlab.dashboard import ui
-from digitlab.dashboard.access import require_writable
+from digitlab.dashboard.ui import actions, loaders, widgets
+from digitlab.dashboard.access import writable
 from digitlab.dashboard.charts import colour_for
 from digitlab.dashboard.images import images_grid_png, kernel_grid_png, pixels_png
 from digitlab.dashboard.robustness_figures import (
@@ -31,18 +31,6 @@ PER_ROW = 4
 ATTACK_CHOICES = {"fgsm": "FGSM", "pgd": "PGD (10 steps)"}
 
 
-def _key(record: RunRecord) -> tuple[str, float]:
-    return str(record.path), ui._weights_stamp(record)
-
-
-def _bytes(image01: torch.Tensor) -> bytes:
-    return image01.float().contiguous().numpy().tobytes()
-
-
-def _image(image_bytes: bytes) -> torch.Tensor:
-    return torch.frombuffer(bytearray(image_bytes), dtype=torch.float32).reshape(28, 28)
-
-
 def _name(record: RunRecord) -> str:
     return shorten(record.name)
 
@@ -53,19 +41,19 @@ def _name(record: RunRecord) -> str:
 @st.cache_data(show_spinner=False, max_entries=64)
 def _perturbed(image_bytes: bytes, transform: str, low: float, high: float) -> tuple[torch.Tensor, torch.Tensor]:
     values = robustness.sweep_values(transform, low, high)
-    return values, robustness.perturb(_image(image_bytes), transform, values)
+    return values, robustness.perturb(loaders.image_from_bytes(image_bytes), transform, values)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _sweep(path: str, stamp: float, image_bytes: bytes, transform: str, low: float, high: float) -> robustness.Sweep:
     values, images = _perturbed(image_bytes, transform, low, high)
-    return robustness.sweep(ui._loaded(path, stamp), images, values)
+    return robustness.sweep(loaders.loaded_run(path, stamp), images, values)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _answer(path: str, stamp: float, image_bytes: bytes) -> torch.Tensor:
     """(10,) probabilities of the image as it is."""
-    return robustness.probabilities(ui._loaded(path, stamp), _image(image_bytes)[None])[0]
+    return robustness.probabilities(loaders.loaded_run(path, stamp), loaders.image_from_bytes(image_bytes)[None])[0]
 
 
 def _range_inputs(transform: robustness.Transform) -> tuple[float, float, dict[str, str]]:
@@ -77,9 +65,9 @@ def _range_inputs(transform: robustness.Transform) -> tuple[float, float, dict[s
                                  key=f"inside.perturb.high.{transform.name}")
     errors = robustness.sweep_errors(transform.name, low, high)
     with low_col:
-        ui.field_error(errors, "low")
+        widgets.field_error(errors, "low")
     with high_col:
-        ui.field_error(errors, "high")
+        widgets.field_error(errors, "high")
     return low, high, errors
 
 
@@ -95,7 +83,7 @@ def perturb_tab(records: list[RunRecord], image01: torch.Tensor, label: int | No
         low, high, errors = _range_inputs(transform)
     if errors:
         return
-    image_bytes = _bytes(image01)
+    image_bytes = loaders.image_bytes(image01)
     values, images = _perturbed(image_bytes, name, low, high)
     with strip:
         st.image(images_grid_png(images, columns=13, cell=56), width="stretch",
@@ -104,8 +92,8 @@ def perturb_tab(records: list[RunRecord], image01: torch.Tensor, label: int | No
     lines, notes = [], []
     for i, record in enumerate(records):
         try:
-            swept = _sweep(*_key(record), image_bytes, name, low, high)
-            digit = label if label is not None else int(_answer(*_key(record), image_bytes).argmax())
+            swept = _sweep(*loaders.run_cache_key(record), image_bytes, name, low, high)
+            digit = label if label is not None else int(_answer(*loaders.run_cache_key(record), image_bytes).argmax())
         except RunError as err:  # its weights went bad since the listing: the other models still show
             st.error(f"Cannot sweep **{markdown_literal(_name(record))}**: {markdown_literal(str(err))}")
             continue
@@ -130,8 +118,8 @@ def perturb_tab(records: list[RunRecord], image01: torch.Tensor, label: int | No
 def _attacked(path: str, stamp: float, image_bytes: bytes, target: int, epsilon: float, method: str
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the adversarial image (28, 28), its probabilities (10,))."""
-    run = ui._loaded(path, stamp)
-    adversarial = robustness.attack(run, _image(image_bytes)[None], torch.tensor([target]), epsilon, method)
+    run = loaders.loaded_run(path, stamp)
+    adversarial = robustness.attack(run, loaders.image_from_bytes(image_bytes)[None], torch.tensor([target]), epsilon, method)
     return adversarial[0], robustness.probabilities(run, adversarial)[0]
 
 
@@ -146,9 +134,9 @@ def adversarial_tab(records: list[RunRecord], image01: torch.Tensor, label: int 
     epsilon = epsilon_col.slider("ε: how far any pixel may move (0..1 scale)", 0.0, robustness.EPSILON_MAX, 0.1,
                                  0.01, key="inside.adversarial.epsilon")
     if (message := robustness.epsilon_error(epsilon)) is not None:
-        ui.field_error({"epsilon": message}, "epsilon")
+        widgets.field_error({"epsilon": message}, "epsilon")
         return
-    image_bytes = _bytes(image01)
+    image_bytes = loaders.image_bytes(image01)
     for start in range(0, len(records), PER_ROW):
         for column, record in zip(st.columns(PER_ROW), records[start : start + PER_ROW]):
             with column.container(key=f"inside.adversarial.model.{record.id}"):
@@ -161,9 +149,9 @@ def _attacked_column(record: RunRecord, image_bytes: bytes, image01: torch.Tenso
     name = _name(record)
     st.markdown(f"#### {markdown_literal(name)}")
     try:
-        before = _answer(*_key(record), image_bytes)
+        before = _answer(*loaders.run_cache_key(record), image_bytes)
         target = label if label is not None else int(before.argmax())
-        adversarial, after = _attacked(*_key(record), image_bytes, target, epsilon, method)
+        adversarial, after = _attacked(*loaders.run_cache_key(record), image_bytes, target, epsilon, method)
     except RunError as err:
         st.error(f"Cannot attack **{markdown_literal(name)}**: {markdown_literal(str(err))}")
         return
@@ -180,7 +168,7 @@ def _attacked_column(record: RunRecord, image_bytes: bytes, image01: torch.Tenso
 
 
 def _curve(record: RunRecord) -> robustness.AttackCurve | None:
-    return robustness.adversarial_curve_cached(ui.loaded_run_for(record), ui.mnist())
+    return robustness.adversarial_curve_cached(loaders.loaded_run_for(record), loaders.mnist())
 
 
 def _epsilon_curves(records: list[RunRecord], method: str, epsilon: float) -> None:
@@ -209,25 +197,38 @@ def _epsilon_curves(records: list[RunRecord], method: str, epsilon: float) -> No
                    "each attack, once, and the result is kept beside the run. On a 2-core CPU that takes about a "
                    "minute for an MLP and several for a CNN.")
         if st.button(f"Compute for {len(missing)} model{'s' * (len(missing) > 1)}", icon=":material/play_arrow:",
-                     key="inside.adversarial.compute", **ui.state_changing()):
+                     key="inside.adversarial.compute", **actions.state_changing()):
             try:
-                require_writable("Computing accuracy against ε")
-                for record in missing:
-                    with progress_bar(f"Attacking {_name(record)}") as show:
-                        robustness.adversarial_curve(ui.loaded_run_for(record), ui.mnist(), show)
-            except ui.ACTION_ERRORS as err:
+                _attack_curves(missing)
+            except actions.ACTION_ERRORS as err:
                 st.error(markdown_literal(str(err)))
             else:
                 st.rerun()
 
 
+@writable("Computing accuracy against ε")
+def _attack_curves(records: list[RunRecord]) -> None:
+    """Each run's accuracy against ε, with a progress bar; kept in its cache."""
+    for record in records:
+        with progress_bar(f"Attacking {_name(record)}") as show:
+            robustness.adversarial_curve(loaders.loaded_run_for(record), loaders.mnist(), show)
+
+
 # --- Compare: the corruption benchmark -------------------------------------------------------------------------
+
+
+@writable("Computing the corruption benchmark")
+def _benchmark(records: list[RunRecord]) -> None:
+    """Each run's corruption benchmark, with a progress bar; kept in its cache."""
+    for record in records:
+        with progress_bar(f"Corruption benchmark of {_name(record)}") as show:
+            robustness.corruption_benchmark(loaders.loaded_run_for(record), loaders.mnist(), show)
 
 
 def corrupted_means(records: list[RunRecord]) -> tuple[dict[str, robustness.CorruptionResult], str | None]:
     """The cached benchmark of each run that has one, and a message where none can be read (no MNIST)."""
     try:
-        data = ui.mnist()
+        data = loaders.mnist()
     except DataNotFoundError as err:
         return {}, f"The corruption benchmark needs MNIST: {err}"
     results = {}
@@ -235,7 +236,7 @@ def corrupted_means(records: list[RunRecord]) -> tuple[dict[str, robustness.Corr
         if not record.usable:
             continue
         try:
-            found = robustness.benchmark_cached(ui.loaded_run_for(record), data)
+            found = robustness.benchmark_cached(loaders.loaded_run_for(record), data)
         except RunError:
             continue
         if found is not None:
@@ -261,13 +262,10 @@ def benchmark_action(records: list[RunRecord], results: dict[str, robustness.Cor
                      f"of the test set. Not computed yet for {len(missing)} run{'s' * (len(missing) > 1)} "
                      "(about a minute each, once).")
     if button_col.button("Compute", icon=":material/play_arrow:", key=key, width="stretch",
-                         **ui.state_changing()):
+                         **actions.state_changing()):
         try:
-            require_writable("Computing the corruption benchmark")
-            for record in missing:
-                with progress_bar(f"Corruption benchmark of {_name(record)}") as show:
-                    robustness.corruption_benchmark(ui.loaded_run_for(record), ui.mnist(), show)
-        except (*ui.ACTION_ERRORS, DataNotFoundError) as err:
+            _benchmark(missing)
+        except (*actions.ACTION_ERRORS, DataNotFoundError) as err:
             st.error(markdown_literal(str(err)))
         else:
             st.rerun()
