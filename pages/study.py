@@ -85,7 +85,7 @@ def follow() -> study.Summary | None:
     if job.running != polling:
         st.rerun()  # started or ended since the page ran: switch polling on or off
     spec = job.spec
-    found, summary = job.look()
+    found, summary = job.read_trials()
     st.subheader(f"{markdown_literal(spec.name)} · {spec.kind}")
     if job.running:
         bar, stop = st.columns([4, 1], vertical_alignment="bottom")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import drawings as drawings_module
+from digitlab.drawings import archive as drawings_archive
 from digitlab.__main__ import main
 from digitlab.bench.strokes import render_digit
 from digitlab.drawings import (
@@ -282,8 +282,8 @@ def test_more_bytes_than_allowed_are_refused_even_when_the_directory_understates
     archive = zip_of({**members, LABELS_FILE: labels_csv([(name, i) for i, name in enumerate(members)])})
     with zipfile.ZipFile(io.BytesIO(archive)) as z:
         declared = sum(m.file_size for m in z.infolist())
-    monkeypatch.setattr(drawings_module, "_check_members", lambda members: members)  # as if the claim were small
-    monkeypatch.setattr(drawings_module, "MAX_ARCHIVE_BYTES", declared - 10)
+    monkeypatch.setattr(drawings_archive, "_check_members", lambda members: members)  # as if the claim were small
+    monkeypatch.setattr(drawings_archive, "MAX_ARCHIVE_BYTES", declared - 10)
     with pytest.raises(ArchiveRefusedError, match="more than its directory claims"):
         store.import_zip(archive)
     assert not store.root.exists()

@@ -27,7 +27,7 @@ class StudyJob:
         self.spec, self.url, self.workers = spec, url, workers
         self.trainer: WarmTrainer | None = None  # set by start()
         self.on_finished: Callable[[], None] | None = None
-        self._storage = None  # opened on the first look: the page looks every second
+        self._storage = None  # opened on the first read: the page reads the trials every second
         self._ending: dict[str, Any] | None = None  # the child's last word: {"status", "message"}
         self._ending_lock = threading.Lock()
         self._finished = threading.Event()
@@ -64,7 +64,7 @@ class StudyJob:
         """Wait until the study's process has ended and its end is known; True if it has."""
         return self._finished.wait(timeout)
 
-    def look(self) -> tuple[Any, study.Summary]:
+    def read_trials(self) -> tuple[Any, study.Summary]:
         """(the Optuna study, its summary), read from the study storage now."""
         if self._storage is None:
             self._storage = study.open_storage(self.url)
