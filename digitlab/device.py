@@ -64,8 +64,7 @@ def configure_cpu(threads: int | None = None) -> int:
 @contextlib.contextmanager
 def one_thread():
     """Run torch on one thread inside the block. For one image, ops this small gain nothing from a second thread,
-    and on a busy machine (a browser drawing on the other core) every op would wait for it: 30-60 ms per drawing
-    instead of 4 on this 2-core machine."""
+    and on a busy machine (a browser drawing on the other core) every op would wait for it, many times over."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -19,9 +19,10 @@ from digitlab.data import MNIST, DeviceData, Split, augment, batch_count, batche
 from digitlab.models import count_parameters, create_model
 
 EVAL_BATCH_SIZE = 1000
-# Held-out accuracy and loss are measured this many times per epoch (the last at its end), on at most HELD_OUT_SIZE
-# images: the validation split's, else the test set's, the same images for every run (HELD_OUT_SEED). Each check
-# costs a forward pass over them; 1,000 images ten times an epoch is about 5% of training the fast preset.
+# Held-out accuracy and loss are measured this many times per epoch (the last at its end, from the full evaluation's
+# pass), on at most HELD_OUT_SIZE images: the validation split's, else the test set's, the same images for every run
+# (HELD_OUT_SEED). Each check costs a forward pass over them: few enough images that the checks stay a small share
+# of training (python -m digitlab bench measures it), enough that a curve's steps are not noise.
 HELD_OUT_POINTS = 10
 HELD_OUT_SIZE = 1000
 HELD_OUT_SEED = 20251206
@@ -142,8 +143,8 @@ def held_out_marks(batches_per_epoch: int, points: int = HELD_OUT_POINTS) -> set
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params, lr, wd = model.parameters(), config.lr, config.weight_decay
-    # One fused kernel for the whole update instead of a dozen ops per parameter: 0.5 ms of a 10 ms step of the
-    # fast preset on this CPU. Adadelta has no fused kernel.
+    # One fused kernel for the whole update instead of a dozen ops per parameter, a real share of a small model's
+    # step on a CPU. Adadelta has no fused kernel.
     fused = next(model.parameters()).device.type in devices.FUSED_OPTIMIZER_DEVICES
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd,
@@ -190,7 +191,7 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None,
     split = to_device(data, device, config.input_scaling, config.validation_size)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation: CPU, same on any device
-    # channels_last: the layout oneDNN and cuDNN convolutions are fastest in (1.3x per batch on this CPU).
+    # channels_last: the layout oneDNN and cuDNN convolutions are fastest in.
     model = create_model(config.model, **config.model_options).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model)
     per_epoch = batch_count(len(split.train), config.batch_size)

@@ -192,7 +192,7 @@ class Sweep:
 
 def sweep(run: LoadedRun, images: torch.Tensor, values: torch.Tensor) -> Sweep:
     """The run's answers on the perturbed images (S, 28, 28) that perturb made at ``values`` (S,), in one forward
-    pass on one thread: for 25 small images a second thread gains little, and on a busy machine every op waits
-    for it (1.2 s instead of 30 ms for the four shipped models, measured here under load)."""
+    pass on one thread: for 25 small images a second thread gains little, and on a busy machine every op would wait
+    for it."""
     with one_thread():
         return Sweep(values, probabilities(run, images))

@@ -2,15 +2,14 @@
 
 st.plotly_chart derives a chart's identity from its figure, so a chart whose data change on every refresh is
 remounted every time: the user's zoom is lost each second, the chart blinks, and the browser redraws it from
-scratch (~80 ms of CPU per refresh here, taken from the training on a 2-core machine). This component keeps one
-Plotly instance per chart and hands it each new figure through Plotly.react, which honours layout.uirevision.
+scratch, taking CPU from the training on a small machine. This component keeps one Plotly instance per chart and
+hands it each new figure through Plotly.react, which honours layout.uirevision.
 
 While a job runs, the page is not rerun to update them: a feed thread writes the job's progress and figures to a
 JSON file in the component's own folder every FEED_EVERY_S (and at once when the job ends), and the frame reads it
-from there. A fragment rerun costs the browser ~170 ms of a core each time (Streamlit's React tree, measured with
-Chromium's profiler), which a 2-core machine took from the training: Chromium used 0.22-0.31 of a core during a
-3-epoch run with a fragment polling every 0.8 s, and 0.10-0.15 with this feed. The frame tells the page when the
-job has ended, and only then does the page run again, to show the summary.
+from there. A script run, a fragment's too, costs the browser far more than a file read (Streamlit redraws its
+element tree), and a 2-core machine takes that from the training. The frame tells the page when the job has ended,
+and only then does the page run again, to show the summary (README, "Speed", has the figures).
 """
 
 from __future__ import annotations
@@ -33,10 +32,9 @@ from digitlab.files import atomic_write
 PAGE = Path(__file__).with_name("live_chart.html")
 FEED_EVERY_S = 0.8  # the feed's new figures and progress, this often while the job runs
 # The frame reads the feed just after each write is due, FEED_RETRY_MS later if it was not there yet, and then
-# less and less often, up to every FEED_POLL_MS, while nothing new comes (an epoch's evaluation). Each read costs
-# the browser and the server a few ms of a core, which a 2-core machine takes from the training. Read every 250 ms,
-# that was 3.3-3.5 reads a refresh, and during a run Chromium took 0.08-0.12 of a core and the server 0.030-0.035;
-# read this way, 1.7-2.1 reads, 0.077-0.082 and 0.022-0.025 (3-epoch runs of the fast preset, 3 each).
+# less and less often, up to every FEED_POLL_MS, while nothing new comes (an epoch's evaluation): each read costs
+# the browser and the server a little of the CPU the training needs, so the frame reads about twice a refresh
+# rather than on a fixed beat.
 FEED_RETRY_MS = 100
 FEED_POLL_MS = 250
 # ... and every FEED_END_POLL_MS once the job's batches have under FEED_NEAR_END_S left: the feed is written the
