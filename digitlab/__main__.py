@@ -170,6 +170,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run_study_layout_bench(args.data)
         return 0
+    if args.held_out:
+        from digitlab.bench.held_out_cost import run_held_out_cost
+
+        run_held_out_cost(args.data)
+        return 0
     if args.inside:
         from digitlab.bench.inside_timings import run_inside_bench
 
@@ -350,6 +355,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-dataloader", action="store_true", help="skip the slow DataLoader baseline epoch")
     p.add_argument("--inside", action="store_true",
                    help="only the Inside page's figures: feature maps, attributions, nearest training images")
+    p.add_argument("--held-out", action="store_true",
+                   help="only this: what the held-out checks inside each epoch cost, fast and seed-cnn")
     p.add_argument("--study-workers", action="store_true",
                    help="only this: one study worker on every core against one worker per core, images/s")
     common(p)

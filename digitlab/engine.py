@@ -24,7 +24,7 @@ EVAL_BATCH_SIZE = 1000
 # (HELD_OUT_SEED). Each check costs a forward pass over them: few enough images that the checks stay a small share
 # of training (python -m digitlab bench measures it), enough that a curve's steps are not noise.
 HELD_OUT_POINTS = 10
-HELD_OUT_SIZE = 1000
+HELD_OUT_SIZE = 800
 HELD_OUT_SEED = 20251206
 
 

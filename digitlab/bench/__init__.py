@@ -28,6 +28,7 @@ from digitlab.config import preset
 from digitlab.data import MNIST_MEAN, MNIST_STD, data_root, load_mnist
 from digitlab.device import auto_precision, pick_device
 from digitlab.engine import BatchEnd, EpochEnd, RunEnd, train
+from digitlab.bench.held_out_cost import run_held_out_cost
 from digitlab.bench.strokes import render_digit
 from digitlab.store import RunStore, load_model
 
@@ -167,6 +168,8 @@ def run_bench(root, store: RunStore, dataloader_epoch: bool = True) -> None:
                   f"train_s {train_s:.2f} s)", flush=True)
     print(f"fast preset to {FAST_TARGET:.1%}, median:    {statistics.median(train_seconds):6.2f} s (median train_s; "
           f"{reached_by} of {len(FAST_SEEDS)} seeds reached it)", flush=True)
+
+    run_held_out_cost(root)
 
     ids, from_rgba, from_png = canvas_latency_ms(store)
     if ids:
