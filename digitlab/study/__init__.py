@@ -8,9 +8,11 @@ its study and trial number (run.json's ``study``).
   the study, a trial whose worker died is tried once more.
 - trials: the objective, one trial as one run, and ``work``, a worker's loop.
 - runner: a whole study with this process and spawned workers.
+- race: several configurations trained at the same time, one worker each, stored as a study.
 - summary: each configuration's last attempt, the best, and a table.
 """
 
+from digitlab.study.race import MAX_LANES, MIN_LANES, define_race
 from digitlab.study.runner import DEFAULT_WORKERS, run_study, spawn_workers, wait_for_workers
 from digitlab.study.spec import (DEFAULT_SEARCH_TRIALS, DEFAULT_VALIDATION_SIZE, MAX_TRIALS, SEED_STUDIES,
                                  SEED_STUDY_REPEATS, StudyError, StudySpec, define_study, parse_assignments,
@@ -20,8 +22,9 @@ from digitlab.study.storage import (STUDIES_FILE, create_or_resume, list_studies
 from digitlab.study.summary import Summary, TrialRow, format_table, show, summarize
 from digitlab.study.trials import RESULT_ATTRS, work
 
-__all__ = ["DEFAULT_SEARCH_TRIALS", "DEFAULT_VALIDATION_SIZE", "DEFAULT_WORKERS", "MAX_TRIALS", "RESULT_ATTRS",
+__all__ = ["DEFAULT_SEARCH_TRIALS", "DEFAULT_VALIDATION_SIZE", "DEFAULT_WORKERS", "MAX_LANES", "MAX_TRIALS",
+           "MIN_LANES", "RESULT_ATTRS",
            "SEED_STUDIES", "SEED_STUDY_REPEATS", "STUDIES_FILE", "StudyError", "StudySpec", "Summary", "TrialRow",
-           "create_or_resume", "define_study", "format_table", "list_studies", "load_study", "open_storage",
+           "create_or_resume", "define_race", "define_study", "format_table", "list_studies", "load_study", "open_storage",
            "parse_assignments", "parse_grid", "parse_search", "parse_spec", "parse_values", "run_study", "show",
            "spawn_workers", "storage_url", "summarize", "wait_for_workers", "work"]

@@ -21,6 +21,7 @@ DEFAULT_VALIDATION_SIZE = 5000
 DEFAULT_SEARCH_TRIALS = 20
 SEED_STUDY_REPEATS = 3
 PRESET_PARAM = "preset"  # a grid over whole presets: each value replaces the base
+CONFIG_PARAM = "config"  # a race's grid: each value a whole config (as a dict), one per lane
 REPEAT_PARAM = "repeat"  # the k-th seed of a combination: seed = the config's seed + k
 
 # The seeds' comparisons, one study each: (base preset, grid).
@@ -58,6 +59,8 @@ class StudySpec:
 
     @property
     def kind(self) -> str:
+        if CONFIG_PARAM in self.grid:
+            return "race"
         return "search" if self.search else "grid" if self.grid else "repeat"
 
     @property
@@ -84,12 +87,14 @@ class StudySpec:
     def config_for(self, params: dict[str, Any]) -> TrainConfig:
         """The config a trial trains, from its decoded params (field -> value, plus preset and repeat)."""
         config = TrainConfig.from_dict(self.base)
+        if CONFIG_PARAM in params:
+            config = TrainConfig.from_dict(params[CONFIG_PARAM])
         if PRESET_PARAM in params:
             config = preset(params[PRESET_PARAM])
             for key, value in self.overrides.items():
                 config = config.with_field(key, value)
         for key, value in params.items():
-            if key not in (PRESET_PARAM, REPEAT_PARAM):
+            if key not in (PRESET_PARAM, CONFIG_PARAM, REPEAT_PARAM):
                 config = config.with_field(key, value)
         return config.replace(seed=config.seed + params.get(REPEAT_PARAM, 0))
 

@@ -18,6 +18,7 @@ from digitlab.engine import EpochEnd, RunEnd, RunStart, train
 from digitlab.recorder import record_training
 from digitlab.store import RunStore
 from digitlab.study.attempts import first_attempts, spares
+from digitlab.study.race import run_name
 from digitlab.study.spec import StudySpec
 from digitlab.study.storage import load_study
 
@@ -51,8 +52,9 @@ class _Objective:
     """Trains the one trial Optuna hands it (work makes one per trial) and keeps, for work to ask after, the trial's
     id in ``storage`` (the storage work was given) and what it raised."""
 
-    def __init__(self, spec: StudySpec, data: MNIST, store: RunStore, stop, storage: RDBStorage, study_id: int):
-        self.spec, self.data, self.store, self.stop = spec, data, store, stop
+    def __init__(self, spec: StudySpec, data: MNIST, store: RunStore, stop, storage: RDBStorage, study_id: int,
+                 on_event: Callable | None = None):
+        self.spec, self.data, self.store, self.stop, self.on_event = spec, data, store, stop, on_event
         self.storage, self.study_id = storage, study_id
         self.trial_id: int | None = None  # once Optuna has handed it its trial
         self.error: Exception | None = None  # what it raised, if it raised
@@ -84,11 +86,14 @@ class _Objective:
         for key in RESULT_ATTRS:  # a retry starts with its failed attempt's user attributes: not this attempt's
             trial.set_user_attr(key, None)
         params = self.spec.suggest(trial)
-        config = self.spec.config_for(params).replace(name=f"{self.spec.name} #{trial.number}")
+        config = self.spec.config_for(params)
+        config = config.replace(name=run_name(self.spec, config, trial.number))
         pruned = threading.Event()
         trial.set_user_attr("seed", config.seed)
 
         def on_event(recorder, event) -> None:
+            if self.on_event is not None:
+                self.on_event(recorder, event)
             if isinstance(event, RunStart):
                 trial.set_user_attr("run_id", recorder.run_id)
                 trial.set_user_attr("param_count", event.param_count)
@@ -145,24 +150,32 @@ def _has_work(spec: StudySpec, study: optuna.Study) -> bool:
 
 
 def work(name: str, storage: RDBStorage, data: MNIST, store: RunStore, stop=None,
-         on_trial: Callable[[], None] | None = None) -> None:
-    """Take this study's trials until none is left or ``stop`` (anything with is_set()) is set."""
+         on_trial: Callable[[], None] | None = None, max_trials: int | None = None,
+         on_event: Callable | None = None) -> int:
+    """Take this study's trials until none is left, ``stop`` (anything with is_set()) is set, or ``max_trials``
+    have been taken; the number taken. ``on_event(recorder, event)`` sees each trial's engine events (a race's
+    trainer reports them to its server)."""
     study, spec = load_study(name, storage)
     stop = stop or threading.Event()
     study_id = storage.get_study_id_from_name(name)
     callbacks = [lambda s, t: on_trial()] if on_trial else []
+    taken = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         while not stop.is_set() and _has_work(spec, study):
-            objective = _Objective(spec, data, store, stop, storage, study_id)
+            if max_trials is not None and taken >= max_trials:
+                break
+            taken += 1
+            objective = _Objective(spec, data, store, stop, storage, study_id, on_event)
             try:
                 # One trial per call: between trials, check the queue, so a grid's worker takes a waiting trial or
                 # none. optimize also fails trials whose worker's heartbeat stopped (and so re-queues them once).
                 study.optimize(objective, n_trials=1, catch=(_Spare, _TrialFailed), callbacks=callbacks)
             except _Stopped:
-                return
+                return taken
             except ValueError as err:
                 # The trial was failed under this worker (its heartbeats looked stale to another, which re-queued
                 # it): optimize cannot record the end of a trial that has ended. Its run says so; go on.
                 if not objective.ended_elsewhere(err):
                     raise
+    return taken
