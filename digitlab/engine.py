@@ -287,7 +287,8 @@ def train(config: TrainConfig, data: MNIST, stop: threading.Event | None = None,
             scheduler.step()
         # The epoch's last held-out check comes from the same passes as its full evaluation.
         check = held_out if held_out_points else None
-        (test_loss, test_acc), *test_part = _evaluate(model, split.test, part=check if held_out_name == "test" else None)
+        on_test = check if held_out_name == "test" else None
+        (test_loss, test_acc), *test_part = _evaluate(model, split.test, part=on_test)
         val_loss = val_acc = None
         val_part = []
         if split.validation is not None:

@@ -60,24 +60,6 @@ def test_a_study_the_storage_refuses_releases_the_server(tmp_path, tiny_data_roo
     assert run.join(60) and run.snapshot().status == "completed"
 
 
-def test_jobs_beyond_the_capacity_wait_in_the_queue_and_start_as_others_end(tiny_data_root, store_root):
-    """With room for one trainer, a job admitted while another trains waits, and starts once that one ends."""
-    jobs = Coordinator(RunStore(store_root), tiny_data_root, capacity=1)
-    first = jobs.start_run(SLOW)
-    with jobs._lock:  # a second job admitted the way a race admits its runs
-        from digitlab.dashboard.jobs.follow import TrainingJob
-
-        queued = TrainingJob(QUICK, jobs.store, jobs._take_trainer())
-        jobs._admit(queued, queued.start)
-    assert not queued.trainer.ordered and queued.running  # waiting, not training
-    with pytest.raises(JobBusyError):
-        jobs.start_run(QUICK)
-    first.stop()
-    assert first.join(30)
-    wait_for(lambda: queued.trainer.ordered)
-    assert queued.join(60) and queued.snapshot().status == "completed"
-
-
 def test_a_study_whose_trainer_cannot_load_mnist_says_what_train_says(monkeypatch, tmp_path, store_root):
     """Train names the folder and the missing files; a study said only "exit code 1; see the server log"."""
     nowhere = tmp_path / "nowhere"

@@ -12,7 +12,7 @@ its study and trial number (run.json's ``study``).
 - summary: each configuration's last attempt, the best, and a table.
 """
 
-from digitlab.study.race import MAX_LANES, MIN_LANES, define_race
+from digitlab.study.race import MAX_LANES, MIN_LANES, define_race, waiting_configs
 from digitlab.study.runner import DEFAULT_WORKERS, run_study, spawn_workers, wait_for_workers
 from digitlab.study.spec import (DEFAULT_SEARCH_TRIALS, DEFAULT_VALIDATION_SIZE, MAX_TRIALS, SEED_STUDIES,
                                  SEED_STUDY_REPEATS, StudyError, StudySpec, define_study, parse_assignments,
@@ -27,4 +27,4 @@ __all__ = ["DEFAULT_SEARCH_TRIALS", "DEFAULT_VALIDATION_SIZE", "DEFAULT_WORKERS"
            "SEED_STUDIES", "SEED_STUDY_REPEATS", "STUDIES_FILE", "StudyError", "StudySpec", "Summary", "TrialRow",
            "create_or_resume", "define_race", "define_study", "format_table", "list_studies", "load_study", "open_storage",
            "parse_assignments", "parse_grid", "parse_search", "parse_spec", "parse_values", "run_study", "show",
-           "spawn_workers", "storage_url", "summarize", "wait_for_workers", "work"]
+           "spawn_workers", "storage_url", "summarize", "wait_for_workers", "waiting_configs", "work"]

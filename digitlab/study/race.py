@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 
+import optuna
+from optuna.trial import TrialState
+
 from digitlab.config import TrainConfig
-from digitlab.study.spec import CONFIG_PARAM, StudyError, StudySpec
+from digitlab.study.attempts import COMBINATION_ATTR
+from digitlab.study.spec import CONFIG_PARAM, REPEAT_PARAM, StudyError, StudySpec
 
 MIN_LANES, MAX_LANES = 2, 8
 MAX_RACE_NAME = 40  # its runs are named "<race>: <label>", and a run name has at most 80 characters
@@ -45,3 +49,11 @@ def run_name(spec: StudySpec, config: TrainConfig, trial_number: int) -> str:
     if spec.kind == "race":
         return f"{spec.name}: {config.name}"
     return f"{spec.name} #{trial_number}"
+
+
+def waiting_configs(found: optuna.Study, spec: StudySpec) -> list[TrainConfig]:
+    """The race's configurations that wait for a lane (enqueued and not yet taken), in lane order: all of them in a
+    new race, those without a run in a resumed one."""
+    waiting = {t.user_attrs.get(COMBINATION_ATTR) for t in found.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+    return [spec.config_for({CONFIG_PARAM: json.loads(params[CONFIG_PARAM]), REPEAT_PARAM: params[REPEAT_PARAM]})
+            for params in spec.fixed_params() if json.dumps(params, sort_keys=True) in waiting]

@@ -74,16 +74,18 @@ class Reporter:
     """The child's side of a run: engine events to the server's queue (batches in bundles), and the same progress,
     as JobSnapshot fields, to the run's progress file for a server that adopts the run later."""
 
-    def __init__(self, events, stop: StopSignal, owner: str, started_at: float):
+    def __init__(self, events, stop: StopSignal, owner: str, started_at: float, race: dict[str, str] | None = None):
         self.events = events
         self.stop = stop
         self.server_pid = os.getppid()
-        self.progress: dict[str, Any] = {"owner": owner, "started_at": started_at, "epochs": []}
+        # race: {"name", "url"} of the race this run is a lane of, for a server that adopts the run later
+        self.progress: dict[str, Any] = {"owner": owner, "started_at": started_at, "epochs": [], "race": race}
         self.pending: list = []
         self.rate = Rate()
         self.sent_at = 0.0  # the first batch goes at once, so the chart shows it; later ones in bundles
         self.written_at = 0.0
         self.path: Path | None = None
+        self.run_id: str | None = None
 
     def send(self, kind: str, payload: Any) -> None:
         # Once the server is gone nobody reads the queue: a restarted one reads the progress file instead.
@@ -110,9 +112,10 @@ class Reporter:
                      "param_count": event.param_count, "batches_per_epoch": event.batches_per_epoch,
                      "train_size": event.train_size, "held_out_split": event.held_out_split,
                      "held_out_size": event.held_out_size}
-            self.send("start", start)
+            # The config too: a race's lane learns which of the race's configurations it trains only here.
+            self.send("start", {**start, "config": recorder.config.to_dict()})
             self.progress.update(epoch=1, **start)
-            self.path = recorder.path
+            self.path, self.run_id = recorder.path, recorder.run_id
             self.stop.watch(recorder.path / STOP_FILE)
         elif isinstance(event, HeldOutScore):
             self.send("held_out", event)
@@ -147,8 +150,9 @@ def read_progress(run_path: Path) -> dict[str, Any] | None:
 
 def trainer_main(store_root: str, data_root: str, orders, events, stop_event, ready) -> None:
     """The trainer process: get ready (torch imported, its threads set, MNIST read into tensors), then carry out one
-    order from ``orders``: ("train", config_json, owner, started_at) or ("study", spec, url, workers). An idle
-    trainer ends when its server does: the pipe's other end closes, or the server's sentinel fires."""
+    order from ``orders``: ("train", config_json, owner, started_at), ("study", spec, url, workers) or ("lane",
+    race, url, threads, owner, started_at). An idle trainer ends when its server does: the pipe's other end closes,
+    or the server's sentinel fires."""
     from multiprocessing.connection import wait
 
     from digitlab.data import load_mnist
@@ -173,10 +177,8 @@ def trainer_main(store_root: str, data_root: str, orders, events, stop_event, re
     if order is None:
         return
     kind, *args = order
-    if kind == "train":
-        train_run(data, load_error, store_root, events, stop_event, *args)
-    else:
-        run_study(data, load_error, store_root, events, stop_event, *args)
+    run = {"train": train_run, "study": run_study, "lane": run_lane}[kind]
+    run(data, load_error, store_root, events, stop_event, *args)
 
 
 def train_run(data, load_error: Exception | None, store_root: str, events, stop_event, config_json: str, owner: str,
@@ -220,3 +222,30 @@ def run_study(data, load_error: Exception | None, store_root: str, events, stop_
         events.put(("finished", {"status": "failed", "message": failure_message("The study", err)}))
         raise
     events.put(("finished", {"status": "stopped" if stop_event.is_set() else "completed", "message": ""}))
+
+
+def run_lane(data, load_error: Exception | None, store_root: str, events, stop_event, race: str, url: str,
+             threads: int, owner: str, started_at: float) -> None:
+    """Train one lane of a race: the next configuration of its study that no lane has taken, on ``threads``
+    threads, recorded and reported as a run is."""
+    from digitlab import study
+
+    os.environ["DIGITLAB_THREADS"] = str(threads)  # the engine sets torch's threads from it at the run's start
+    reporter = Reporter(events, StopSignal(stop_event), owner, started_at, race={"name": race, "url": url})
+    store = RunStore(store_root)
+    try:
+        if load_error is not None:
+            raise load_error
+        reporter.send("message", "Starting...")
+        study.work(race, study.open_storage(url), data, store, reporter.stop, max_trials=1, on_event=reporter)
+        if reporter.run_id is None:
+            reporter.send("finished", {"status": "stopped" if reporter.stop.is_set() else "failed", "message": (
+                f"No configuration of race {race} was left for this run to train: the others have taken them all."
+                if not reporter.stop.is_set() else "Stopped before it began training: no run was kept.")})
+            return
+        record = store.read(reporter.run_id)
+        reporter.send("finished", {"status": record.status, "message": record.message, "final": record.final})
+    except Exception as err:  # the run store already marked the run failed, if it had begun
+        reporter.send("finished", {"status": "failed", "message": failure_message("Training", err)})
+    finally:
+        reporter.clean_up()

@@ -193,33 +193,44 @@ class Job:
 
 
 class TrainingJob(Job):
-    """A run trained by a WarmTrainer, followed through its queue."""
+    """A run trained by a WarmTrainer, followed through its queue: a run of its own (``config``), or a lane of a
+    race (``lane``: (race, storage URL, threads), its config known once it starts; ``config`` is the one planned).
 
-    def __init__(self, config: TrainConfig, store: RunStore, trainer: WarmTrainer, owner: str = "",
-                 stop_grace_s: float = STOP_GRACE_S):
+    It may wait in the coordinator's queue before it starts (start(trainer)): a Stop meanwhile cancels it
+    (``on_cancel`` takes it out of the queue) and it never starts."""
+
+    def __init__(self, config: TrainConfig, store: RunStore, owner: str = "", stop_grace_s: float = STOP_GRACE_S,
+                 lane: tuple[str, str, int] | None = None):
         started_at = time.time()
-        message = "Starting..." if trainer.ready.is_set() else "Loading MNIST..."
         super().__init__(JobSnapshot(state="running", config=config, owner=owner, started_at=started_at,
-                                     message=message), store, stop_grace_s)
-        self.trainer = trainer
-        self._order = ("train", config.to_json(), owner, started_at)
+                                     message="Waiting for a free trainer..."), store, stop_grace_s)
+        self.trainer: WarmTrainer | None = None
+        self._order = ("lane", *lane, owner, started_at) if lane else ("train", config.to_json(), owner, started_at)
+        self.on_cancel: Callable[[], bool] | None = None  # True if it took the job out of the queue
         self._trace = BatchTrace()
         self._held_out = BatchTrace()
         self._rate = Rate()
         self._trace_published_at = 0.0
 
-    def start(self) -> TrainingJob:
-        self.trainer.order(self._order)
+    def start(self, trainer: WarmTrainer) -> TrainingJob:
+        self.trainer = trainer
+        self._update(message="Starting..." if trainer.ready.is_set() else "Loading MNIST...")
+        trainer.order(self._order)
         return super().start()
 
     def _request_stop(self) -> None:
-        self.trainer.stop.set()
+        if self.trainer is not None:
+            self.trainer.stop.set()
+        elif self.on_cancel is not None and self.on_cancel():
+            self._update(state="finished", status="stopped",
+                         message="Stopped before it started: it was waiting for a free trainer, and no run was kept.")
 
     def _trainer_alive(self) -> bool:
-        return self.trainer.process.is_alive()
+        return self.trainer is not None and self.trainer.process.is_alive()
 
     def _end_trainer(self) -> None:
-        self.trainer.end()
+        if self.trainer is not None:
+            self.trainer.end()
 
     def _follow_trainer(self) -> None:
         process, events = self.trainer.process, self.trainer.events
@@ -262,7 +273,7 @@ class TrainingJob(Job):
             self._update(epochs=(*self._snapshot.epochs, epoch_record(payload)), elapsed_s=payload.elapsed_s,
                          batches=self._trace.to_dict())
         elif kind == "start":
-            self._update(epoch=1, **payload)
+            self._update(epoch=1, **{**payload, "config": TrainConfig.from_dict(payload["config"])})
         elif kind == "message":
             self._update(message=payload)
 
