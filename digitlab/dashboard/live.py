@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +111,17 @@ def job_progress(snap, stop_grace_s: float) -> dict[str, Any] | None:
     return {"fraction": snap.progress, "text": progress_text(snap, stop_grace_s), "eta_s": snap.eta_s}
 
 
-def payload(rows: Sequence[Mapping[str, go.Figure]], progress: dict[str, Any] | None = None,
-            job: str | None = None, version: int = 0) -> dict[str, Any]:
-    """What the frame shows at one moment: figures by name, a progress bar or None, and (for a job) which job and
-    which of its snapshots, so that the frame never replaces newer figures with older ones."""
+def payload(rows: Sequence[Mapping[str, go.Figure]], progress: dict[str, Any] | list | None = None,
+            job: str | None = None, version: int = 0, running: bool | None = None) -> dict[str, Any]:
+    """What the frame shows at one moment: figures by name, a progress bar (or a race's, one per run) or None, and
+    (for a job) which job and which of its snapshots, so that the frame never replaces newer figures with older
+    ones. A job with a progress bar runs, unless ``running`` says otherwise."""
     names = [list(row) for row in rows]
     figures = {name: plotly.io.to_json(figure, validate=False) for row in rows for name, figure in row.items()}
     if len(figures) != sum(map(len, names)):
         raise ValueError(f"chart names must be unique across rows: {names}")
     return {"rows": names, "figures": figures, "progress": progress, "job": job, "version": version,
-            "running": progress is not None}
+            "running": progress is not None if running is None else running}
 
 
 def job_payload(job) -> dict[str, Any]:
@@ -130,17 +131,19 @@ def job_payload(job) -> dict[str, Any]:
 
 
 class JobFeed(threading.Thread):
-    """Writes a running job's payload to ``path`` every ``every_s`` seconds, and its last one as soon as the job
-    ends, then stops. ``job``: a TrainingJob or AdoptedJob (snapshot(), join(), stop_grace_s)."""
+    """Writes a running job's payload (``build(job)``) to ``path`` every ``every_s`` seconds, and its last one as
+    soon as the job ends, then stops. ``job``: a TrainingJob or AdoptedJob (snapshot(), join(), stop_grace_s), or a
+    race with its own ``build`` and ``key``."""
 
-    def __init__(self, job, path: Path, every_s: float):
+    def __init__(self, job, path: Path, every_s: float, build: Callable[[Any], dict[str, Any]] = job_payload,
+                 key: str | None = None):
         super().__init__(name="digitlab-live-feed", daemon=True)
-        self.job, self.path, self.every_s = job, path, every_s
-        self.key = job_key(job.snapshot())
+        self.job, self.path, self.every_s, self.build = job, path, every_s, build
+        self.key = key or job_key(job.snapshot())
 
     def publish(self, update: dict[str, Any] | None = None) -> bool:
         """Write ``update`` (by default, the job's payload now); True while the job runs."""
-        update = job_payload(self.job) if update is None else update
+        update = self.build(self.job) if update is None else update
         atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(update)), sync=False)
         return update["running"]
 

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from digitlab.dashboard import charts, live
+from digitlab.dashboard.access import read_only
 from digitlab.dashboard.curves import X_AXES
 from digitlab.dashboard.text import plotly_literal
 from digitlab.recorder import downsample
@@ -39,23 +40,27 @@ def _lane_trace(name: str, colour: str, trace: dict[str, list[float]], values: l
                       showlegend=first_shown, meta={"x": xs})
 
 
-def race_chart_rows(lanes: Sequence[Any], colours: dict[str, str]) -> list[dict[str, go.Figure]]:
+def lane_label(snap, race_name: str) -> str:
+    """A run's name in its race: its run's name without the race's ("fast" for "class demo: fast")."""
+    return snap.config.name.removeprefix(f"{race_name}: ")
+
+
+def race_chart_rows(snaps: Sequence[Any], race_name: str) -> list[dict[str, go.Figure]]:
     """The race's charts: held-out accuracy, then training loss (smoothed) and held-out loss, each with one curve
-    per run that has begun (``lanes``: JobSnapshots, keyed in ``colours`` by their config's name)."""
+    per run (``snaps``: JobSnapshots, the i-th in the palette's i-th colour, as Compare colours runs)."""
     figures: dict[str, go.Figure] = {}
     specs = (("acc", "Held-out accuracy", "Accuracy", "held_out", "accuracy", "lines+markers"),
              ("train_loss", "Training loss (smoothed)", "Cross-entropy", "batches", "loss", "lines"),
              ("held_loss", "Held-out loss", "Cross-entropy", "held_out", "loss", "lines+markers"))
     for key, title, y_title, source, field, mode in specs:
         traces = []
-        for snap in lanes:
+        for i, snap in enumerate(snaps):
             trace = getattr(snap, source) or live.EMPTY_TRACE
             values = trace.get(field, [])
             if source == "batches":
                 values = charts.ema(values, SMOOTHING)
-            size = snap.train_size or 60000
-            traces.append(_lane_trace(snap.config.name, colours[snap.config.name], trace, values, size, mode,
-                                      first_shown=key == "acc"))
+            traces.append(_lane_trace(lane_label(snap, race_name), charts.colour_for(i), trace, values,
+                                      snap.train_size or 60000, mode, first_shown=key == "acc"))
         layout = charts.base_layout(title, X_AXES["samples"], y_title, percent=key == "acc", log_y=key != "acc")
         layout["meta"] = {"x_titles": X_AXES}
         layout["hovermode"] = "closest"
@@ -63,17 +68,30 @@ def race_chart_rows(lanes: Sequence[Any], colours: dict[str, str]) -> list[dict[
     return [{"acc": figures["acc"]}, {"train_loss": figures["train_loss"], "held_loss": figures["held_loss"]}]
 
 
-def lane_progress(snap, colour: str, stop_grace_s: float) -> dict[str, Any]:
-    """A run's progress bar in the race: its name and colour, its fraction, and its line (or how it ended)."""
+def lane_progress(snap, label: str, colour: str, stop_grace_s: float, lane: int) -> dict[str, Any]:
+    """A run's progress bar in the race: its label and colour, its fraction, its line (or how it ended), and
+    whether its Stop is offered (``lane``: its place among the race's runs, which the Stop names)."""
     if snap.running:
         text = live.progress_text(snap, stop_grace_s)
     else:
         final = snap.final
         accuracy = f"{final['test_acc']:.2%} on the test set" if "test_acc" in final else "no score"
         text = f"{snap.status}: {accuracy}, {live.format_seconds(final.get('train_s'))}"
-    fraction = snap.progress if snap.running or snap.status != "completed" else 1.0
-    return {"name": snap.config.name, "colour": colour, "fraction": fraction, "text": text,
-            "eta_s": snap.eta_s if snap.running else None}
+    fraction = 1.0 if snap.status == "completed" else snap.progress
+    return {"name": label, "colour": colour, "fraction": fraction, "text": text,
+            "eta_s": snap.eta_s if snap.running else None, "lane": lane,
+            "stoppable": snap.running and not snap.stop_requested and not read_only()}
+
+
+def race_payload(race) -> dict[str, Any]:
+    """What the charts' frame shows of a race (a RaceJob) now: its charts, each run's progress bar, and which race
+    and which of its snapshots (the sum of its runs' versions, which only grows)."""
+    ordered = race.ordered()
+    snaps = [snap for _, snap in ordered]
+    progress = [lane_progress(snap, lane_label(snap, race.spec.name), charts.colour_for(i), race.stop_grace_s,
+                              race.lanes.index(lane)) for i, (lane, snap) in enumerate(ordered)]
+    return live.payload(race_chart_rows(snaps, race.spec.name), progress, race.key, sum(s.version for s in snaps),
+                        running=race.running)
 
 
 def summary_table(lanes: Sequence[Any]) -> pd.DataFrame:

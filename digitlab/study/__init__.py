@@ -14,7 +14,7 @@ its study and trial number (run.json's ``study``).
 
 from digitlab.study.race import MAX_LANES, MIN_LANES, define_race, waiting_configs
 from digitlab.study.runner import DEFAULT_WORKERS, run_study, spawn_workers, wait_for_workers
-from digitlab.study.spec import (DEFAULT_SEARCH_TRIALS, DEFAULT_VALIDATION_SIZE, MAX_TRIALS, SEED_STUDIES,
+from digitlab.study.spec import (CONFIG_PARAM, DEFAULT_SEARCH_TRIALS, DEFAULT_VALIDATION_SIZE, MAX_TRIALS, SEED_STUDIES,
                                  SEED_STUDY_REPEATS, StudyError, StudySpec, define_study, parse_assignments,
                                  parse_grid, parse_search, parse_spec, parse_values)
 from digitlab.study.storage import (STUDIES_FILE, create_or_resume, list_studies, load_study, open_storage,
@@ -22,9 +22,9 @@ from digitlab.study.storage import (STUDIES_FILE, create_or_resume, list_studies
 from digitlab.study.summary import Summary, TrialRow, format_table, show, summarize
 from digitlab.study.trials import RESULT_ATTRS, work
 
-__all__ = ["DEFAULT_SEARCH_TRIALS", "DEFAULT_VALIDATION_SIZE", "DEFAULT_WORKERS", "MAX_LANES", "MAX_TRIALS",
-           "MIN_LANES", "RESULT_ATTRS",
-           "SEED_STUDIES", "SEED_STUDY_REPEATS", "STUDIES_FILE", "StudyError", "StudySpec", "Summary", "TrialRow",
-           "create_or_resume", "define_race", "define_study", "format_table", "list_studies", "load_study", "open_storage",
-           "parse_assignments", "parse_grid", "parse_search", "parse_spec", "parse_values", "run_study", "show",
-           "spawn_workers", "storage_url", "summarize", "wait_for_workers", "waiting_configs", "work"]
+__all__ = ["CONFIG_PARAM", "DEFAULT_SEARCH_TRIALS", "DEFAULT_VALIDATION_SIZE", "DEFAULT_WORKERS", "MAX_LANES",
+           "MAX_TRIALS", "MIN_LANES", "RESULT_ATTRS", "SEED_STUDIES", "SEED_STUDY_REPEATS", "STUDIES_FILE",
+           "StudyError", "StudySpec", "Summary", "TrialRow", "create_or_resume", "define_race", "define_study",
+           "format_table", "list_studies", "load_study", "open_storage", "parse_assignments", "parse_grid",
+           "parse_search", "parse_spec", "parse_values", "run_study", "show", "spawn_workers", "storage_url",
+           "summarize", "wait_for_workers", "waiting_configs", "work"]

@@ -54,6 +54,7 @@ def run_name(spec: StudySpec, config: TrainConfig, trial_number: int) -> str:
 def waiting_configs(found: optuna.Study, spec: StudySpec) -> list[TrainConfig]:
     """The race's configurations that wait for a lane (enqueued and not yet taken), in lane order: all of them in a
     new race, those without a run in a resumed one."""
-    waiting = {t.user_attrs.get(COMBINATION_ATTR) for t in found.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+    trials = found.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    waiting = {t.user_attrs.get(COMBINATION_ATTR) for t in trials}
     return [spec.config_for({CONFIG_PARAM: json.loads(params[CONFIG_PARAM]), REPEAT_PARAM: params[REPEAT_PARAM]})
             for params in spec.fixed_params() if json.dumps(params, sort_keys=True) in waiting]

@@ -193,7 +193,7 @@ class Coordinator:
         own, at the same time: the cores are shared out between them (threads per trainer = cores / runs, at least
         1), and runs beyond the capacity wait for one to end. Refused as start_study is."""
         url = study.storage_url(storage, self.store.root)
-        race = RaceJob(spec, url, owner)
+        race = RaceJob(spec, url, owner, self.stop_grace_s)
         found = self._store_definition(race, "race")
         waiting = study.waiting_configs(found, spec)
         if not waiting:
@@ -294,7 +294,8 @@ class Coordinator:
                 except study.StudyError:  # its storage is gone: follow the run on its own
                     self._admit(job, job.start)
                     continue
-                races[key] = self._latest_race = self._latest_study = RaceJob(spec, lane_of["url"])
+                races[key] = self._latest_race = self._latest_study = RaceJob(spec, lane_of["url"],
+                                                                               stop_grace_s=self.stop_grace_s)
             races[key].lanes.append(job)
             self._admit(job, job.start, races[key].lane_finished)
 

@@ -11,15 +11,15 @@ from typing import Any
 
 from digitlab import study
 from digitlab.dashboard.access import writable
-from digitlab.dashboard.jobs.follow import Job
+from digitlab.dashboard.jobs.follow import STOP_GRACE_S, Job
 
 
 class RaceJob:
     """A race between its start and the end of its last run. ``lanes`` are filled by the coordinator once it has
     stored the race's definition; until then the race holds the server with none."""
 
-    def __init__(self, spec: study.StudySpec, url: str, owner: str = ""):
-        self.spec, self.url, self.owner = spec, url, owner
+    def __init__(self, spec: study.StudySpec, url: str, owner: str = "", stop_grace_s: float = STOP_GRACE_S):
+        self.spec, self.url, self.owner, self.stop_grace_s = spec, url, owner, stop_grace_s
         self.started_at = time.time()
         self.lanes: list[Job] = []
         self.on_finished: Callable[[], None] | None = None
@@ -58,8 +58,20 @@ class RaceJob:
                 return False
         return True
 
+    def ordered(self) -> list[tuple[Job, Any]]:
+        """Its runs with their snapshots, in the order of the race's definition: a run learns which configuration
+        it trains only when it starts, so the runs' own order is the order they were started in."""
+        planned = [config["name"] for config in self.spec.grid[study.CONFIG_PARAM]]
+
+        def place(pair) -> int:
+            label = pair[1].config.name.removeprefix(f"{self.spec.name}: ")
+            return planned.index(label) if label in planned else len(planned)
+
+        return sorted(((lane, lane.snapshot()) for lane in self.lanes), key=place)
+
     def snapshots(self) -> list[Any]:
-        return [lane.snapshot() for lane in self.lanes]
+        """Its runs' snapshots, in the order of the race's definition."""
+        return [snap for _, snap in self.ordered()]
 
     def run_ids(self) -> list[str]:
         return [snap.run_id for snap in self.snapshots() if snap.run_id]

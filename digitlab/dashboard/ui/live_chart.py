@@ -26,7 +26,7 @@ import plotly.offline
 from plotly import graph_objects as go
 from streamlit.components import v1 as components
 
-from digitlab.dashboard import live
+from digitlab.dashboard import live, race_live
 from digitlab.files import atomic_write
 
 PAGE = Path(__file__).with_name("live_chart.html")
@@ -75,8 +75,8 @@ def live_charts(rows: Sequence[Mapping[str, go.Figure]], key: str, watch_jobs: b
     """Draw each row's figures side by side (a narrow page stacks them), all in one frame; on later runs with the
     same ``key``, update each chart, known by its name in ``rows``, in place. With ``watch_jobs``, the frame reruns
     the fragment that drew it once the server has a job (started in any tab)."""
-    _component(payload=live.payload(rows), feed=None, watch=_watch(None) if watch_jobs else None, key=key,
-               default=None)
+    _component(payload=live.payload(rows), feed=None, watch=_watch(None) if watch_jobs else None, x_axis=None,
+               key=key, default=None)
 
 
 _feed: live.JobFeed | None = None
@@ -94,31 +94,44 @@ def announce(job_key: str) -> None:
             _announced = job_key
 
 
-def follow(job, payload: dict | None = None) -> live.JobFeed:
-    """The feed of ``job`` (a JobSnapshot source with join() and stop_grace_s), started if it is not yet: one per
-    server, as the job is. A new feed first writes ``payload`` (the job's payload as the page just drew it), or
-    the job's payload now."""
+def follow(job, payload: dict | None = None, build=live.job_payload) -> live.JobFeed:
+    """The feed of ``job`` (a run, or a race with its own ``build``), started if it is not yet: one per server, as
+    the job is. A new feed first writes ``payload`` (the job's payload as the page just drew it), or ``build(job)``
+    now."""
     global _feed
+    payload = payload or build(job)
     with _feed_lock:
-        if _feed is None or _feed.key != live.job_key(job.snapshot()) or not _feed.is_alive():
-            _feed = live.JobFeed(job, FOLDER / live.FEED_FILE, FEED_EVERY_S)
+        if _feed is None or _feed.key != payload["job"] or not _feed.is_alive():
+            _feed = live.JobFeed(job, FOLDER / live.FEED_FILE, FEED_EVERY_S, build, payload["job"])
             _feed.publish(payload)  # before the frame first asks for it
             _feed.start()
         return _feed
 
 
-def job_charts(job, key: str) -> None:
-    """A job's progress bar and live charts. While it runs, the frame follows the job's feed, and sets its value
-    (which reruns the fragment that drew it) once the job has ended; once it has ended, the frame watches for the
-    server's next job, and does the same when one starts."""
-    payload = live.job_payload(job)
+def _draw(payload: dict, key: str, job, build, x_axis: str | None = None):
+    """The frame for ``payload``: while its job runs, following the job's feed, and setting its value (which
+    reruns the fragment that drew it) once the job has ended; once it has ended, watching for the server's next
+    job, and doing the same when one starts."""
     announce(payload["job"])
     feed = watch = None
     if payload["running"]:
-        follow(job, payload)
+        follow(job, payload, build)
         feed = {"url": live.FEED_FILE, "job": payload["job"], "every_ms": FEED_EVERY_S * 1000,
                 "retry_ms": FEED_RETRY_MS, "poll_ms": FEED_POLL_MS, "end_poll_ms": FEED_END_POLL_MS,
                 "near_end_s": FEED_NEAR_END_S}
     else:
         watch = _watch(payload["job"])
-    _component(payload=payload, feed=feed, watch=watch, key=key, default=None)
+    return _component(payload=payload, feed=feed, watch=watch, x_axis=x_axis, key=key, default=None)
+
+
+def job_charts(job, key: str) -> None:
+    """A run's progress bar and live charts."""
+    _draw(live.job_payload(job), key, job, live.job_payload)
+
+
+def race_charts(race, key: str, x_axis: str) -> dict | None:
+    """A race's progress bars, one per run with its Stop, and its charts with a curve per run, against ``x_axis``
+    (samples, epoch or time: the frame draws each curve's x values for it from the trace's meta). The frame's
+    value: what it last asked the page ({"stop": a run's place in race.lanes, "click": unique per click} for a
+    Stop), or None."""
+    return _draw(race_live.race_payload(race), key, race, race_live.race_payload, x_axis)

@@ -8,11 +8,13 @@ import streamlit as st
 from digitlab.config import TrainConfig
 from digitlab.dashboard import live
 from digitlab.dashboard.access import ReadOnlyError
-from digitlab.dashboard.jobs.coordinator import JobBusyError, StudyBusyError
+from digitlab.dashboard.jobs.coordinator import JobBusyError, RaceBusyError, StudyBusyError
+from digitlab.dashboard.jobs.race_job import RaceJob
 from digitlab.dashboard.text import markdown_literal
 from digitlab.dashboard.ui.actions import state_changing
 from digitlab.dashboard.ui.live_chart import job_charts, live_charts
 from digitlab.dashboard.ui.loaders import coordinator
+from digitlab.dashboard.ui.race_view import race_view
 from digitlab.dashboard.ui.widgets import STATUS_ICONS, session_id
 
 FIRST_POINTS_WAIT_S = 1.5  # after Train, the page waits this long at most for the first batches to draw them at once
@@ -30,7 +32,7 @@ def train_button(config: TrainConfig, errors: dict[str, str]) -> None:
         started = coordinator().start_run(config, owner=session_id())
     except ReadOnlyError as err:
         st.error(str(err))
-    except StudyBusyError as busy:
+    except (StudyBusyError, RaceBusyError) as busy:
         st.warning(markdown_literal(str(busy)))
     except JobBusyError as busy:
         snap = busy.snapshot
@@ -46,12 +48,16 @@ def train_button(config: TrainConfig, errors: dict[str, str]) -> None:
 
 @st.fragment
 def live_view(planned_epochs: int) -> None:
-    """The latest run's summary once it has ended; while it runs, its Stop button and the frame that follows it
-    (which reruns this fragment when the run ends: the page is not rerun to update the charts). While none runs,
-    the frame reruns this fragment when a run starts, in any tab; its empty charts span ``planned_epochs``."""
-    job = coordinator().latest_run
+    """The latest run's (or race's) summary once it has ended; while it runs, its Stop button and the frame that
+    follows it (which reruns this fragment when it ends: the page is not rerun to update the charts). While none
+    runs, the frame reruns this fragment when one starts, in any tab; its empty charts span ``planned_epochs``."""
+    job = coordinator().latest
+    if isinstance(job, RaceJob):
+        race_view(job, CHARTS)
+        return
     if job is None:
-        st.info("Press **Train** and the loss and accuracy curves will grow here, live.")
+        st.info("Press **Train**, or start a race of several, and the loss and accuracy curves will grow here, "
+                "live.")
         # Drawn empty now, so the charts' frame has loaded plotly.js before the click: the first points then show
         # at once, and the browser's setting-up does not take the CPU from the training's first seconds.
         live_charts(live.empty_chart_rows(planned_epochs), key=CHARTS, watch_jobs=True)
