@@ -112,16 +112,18 @@ def job_progress(snap, stop_grace_s: float) -> dict[str, Any] | None:
 
 
 def payload(rows: Sequence[Mapping[str, go.Figure]], progress: dict[str, Any] | list | None = None,
-            job: str | None = None, version: int = 0, running: bool | None = None) -> dict[str, Any]:
+            job: str | None = None, version: int = 0, running: bool | None = None,
+            every_ms: float | None = None) -> dict[str, Any]:
     """What the frame shows at one moment: figures by name, a progress bar (or a race's, one per run) or None, and
     (for a job) which job and which of its snapshots, so that the frame never replaces newer figures with older
-    ones. A job with a progress bar runs, unless ``running`` says otherwise."""
+    ones. A job with a progress bar runs, unless ``running`` says otherwise. ``every_ms``: when the feed writes the
+    next one, if sooner than its usual beat."""
     names = [list(row) for row in rows]
     figures = {name: plotly.io.to_json(figure, validate=False) for row in rows for name, figure in row.items()}
     if len(figures) != sum(map(len, names)):
         raise ValueError(f"chart names must be unique across rows: {names}")
     return {"rows": names, "figures": figures, "progress": progress, "job": job, "version": version,
-            "running": progress is not None if running is None else running}
+            "running": progress is not None if running is None else running, "every_ms": every_ms}
 
 
 def job_payload(job) -> dict[str, Any]:
@@ -148,5 +150,9 @@ class JobFeed(threading.Thread):
         return update["running"]
 
     def run(self) -> None:
-        while self.publish():
-            self.job.join(self.every_s)
+        update = None
+        while update is None or update["running"]:
+            if update is not None:
+                self.job.join(update["every_ms"] / 1000 if update["every_ms"] else self.every_s)
+            update = self.build(self.job)
+            self.publish(update)

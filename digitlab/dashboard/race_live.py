@@ -21,6 +21,9 @@ from digitlab.dashboard.text import plotly_literal
 from digitlab.recorder import downsample
 
 SMOOTHING = 0.9
+# While a run of the race has not shown its first batches, the feed is written this often, not at its usual beat:
+# the charts show each run from its first batches, however late its trainer got going.
+FIRST_POINTS_EVERY_MS = 200
 MAX_POINTS = 400  # per curve of the live charts: enough for the eye, and the feed stays small for eight runs
 SUMMARY_COLUMNS = ["Run", "Status", "Test accuracy", "Test loss", "Train time (s)", "Parameters", "Images/s"]
 
@@ -90,8 +93,9 @@ def race_payload(race) -> dict[str, Any]:
     snaps = [snap for _, snap in ordered]
     progress = [lane_progress(snap, lane_label(snap, race.spec.name), charts.colour_for(i), race.stop_grace_s,
                               race.lanes.index(lane)) for i, (lane, snap) in enumerate(ordered)]
+    waiting = any(snap.running and not snap.batches.get("loss") for snap in snaps)
     return live.payload(race_chart_rows(snaps, race.spec.name), progress, race.key, sum(s.version for s in snaps),
-                        running=race.running)
+                        running=race.running, every_ms=FIRST_POINTS_EVERY_MS if waiting else None)
 
 
 def summary_table(lanes: Sequence[Any]) -> pd.DataFrame:

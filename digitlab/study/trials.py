@@ -83,21 +83,31 @@ class _Objective:
         if trial.number in spares(self.spec, trial.study.get_trials(deepcopy=False)):
             trial.study.stop()
             raise _Spare
+        inherited = trial.user_attrs
         for key in RESULT_ATTRS:  # a retry starts with its failed attempt's user attributes: not this attempt's
-            trial.set_user_attr(key, None)
+            if inherited.get(key) is not None:  # a write each: a fresh trial, the usual case, needs none
+                trial.set_user_attr(key, None)
         params = self.spec.suggest(trial)
         config = self.spec.config_for(params)
         config = config.replace(name=run_name(self.spec, config, trial.number))
         pruned = threading.Event()
-        trial.set_user_attr("seed", config.seed)
+        # Written once the run's first event after its start has been shown (on_event): each is a transaction on the
+        # study's database, which a race's trainers, all starting at once, take turns at.
+        unwritten = {"seed": config.seed}
+
+        def write_unwritten() -> None:
+            for key, value in unwritten.items():
+                trial.set_user_attr(key, value)
+            unwritten.clear()
 
         def on_event(recorder, event) -> None:
             if self.on_event is not None:
                 self.on_event(recorder, event)
             if isinstance(event, RunStart):
-                trial.set_user_attr("run_id", recorder.run_id)
-                trial.set_user_attr("param_count", event.param_count)
-            elif isinstance(event, EpochEnd):
+                unwritten.update(run_id=recorder.run_id, param_count=event.param_count)
+                return
+            write_unwritten()
+            if isinstance(event, EpochEnd):
                 trial.set_user_attr("epochs", event.epoch)
                 trial.set_user_attr("val_acc", event.val_acc)
                 trial.set_user_attr("test_acc", event.test_acc)
@@ -118,9 +128,11 @@ class _Objective:
             record = record_training(self.store, config, events(), on_event,
                                      study={"name": self.spec.name, "trial": trial.number})
         except Exception as err:
+            write_unwritten()
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
             raise _TrialFailed(str(err)) from err
+        write_unwritten()  # a run stopped before its first batch
         final = record.final
         trial.set_user_attr("status", record.status)
         for key in ("test_acc", "test_loss", "train_s"):

@@ -9,7 +9,9 @@
   just before, which says how fast the (shared, drifting) host is at that moment;
 - the memory of the trainer the server keeps ready, while it waits (RSS and USS).
 
-    DIGITLAB_DATA=../shared/data python -m tests.e2e.bench_dashboard [--server-env KEY=VALUE ...]
+    DIGITLAB_DATA=../shared/data python -m tests.e2e.bench_dashboard [--server-env KEY=VALUE ...] [--race]
+
+With --race, only the race's figures instead (tests/e2e/bench_race.py).
 
 It serves the app over a temporary copy of the shipped checkpoints; nothing touches checkpoints/.
 """
@@ -32,6 +34,7 @@ import psutil
 from digitlab.dashboard.live import FEED_FILE
 from digitlab.data import data_root
 from tests.conftest import REPO
+from tests.e2e.bench_race import run_race_bench
 from tests.e2e.browser import LAUNCH_ARGS, TRACE_LENGTHS_JS, Tab, copy_shipped, find_chromium, serve_app
 
 PRESET = "fast"
@@ -66,22 +69,27 @@ def cmdline(process: psutil.Process) -> list[str]:
 
 
 def ready_trainer(url: str, timeout: float = 300.0) -> psutil.Process:
-    """The trainer the server at ``url`` keeps ready, once it waits for its order: a spawned child of the server
-    whose CPU time has stopped growing (torch imported, MNIST loaded)."""
+    """The trainer the server at ``url`` keeps ready, once it waits for its order."""
+    return ready_trainers(url, 1, timeout)[0]
+
+
+def ready_trainers(url: str, count: int, timeout: float = 300.0) -> list[psutil.Process]:
+    """The ``count`` trainers the server at ``url`` keeps ready, once they all wait for their orders: spawned
+    children of the server whose CPU time has stopped growing (torch imported, MNIST loaded)."""
     port = urlparse(url).port
     server = next(p for p in psutil.process_iter(["cmdline"])
                   if f"--server.port={port}" in " ".join(p.info["cmdline"] or []))
     deadline, last, still = time.time() + timeout, None, 0
     while time.time() < deadline:
         trainers = [c for c in server.children() if "spawn_main" in " ".join(cmdline(c))]
-        if len(trainers) == 1:
-            cpu = sum(trainers[0].cpu_times()[:2])
+        if len(trainers) == count:
+            cpu = sum(sum(t.cpu_times()[:2]) for t in trainers)
             still = still + 1 if cpu == last else 0
-            if still >= 4:  # 2 s without a tick of CPU: waiting on its pipe
-                return trainers[0]
+            if still >= 4:  # 2 s without a tick of CPU: waiting on their pipes
+                return trainers
             last = cpu
         time.sleep(0.5)
-    raise RuntimeError("the server kept no trainer ready")
+    raise RuntimeError(f"the server kept no {count} trainer(s) ready")
 
 
 # Installed in the page just before the click on Train: the page itself notes the click, the first points of the
@@ -228,6 +236,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the app server only, e.g. DIGITLAB_THREADS=1")
+    parser.add_argument("--race", action="store_true",
+                        help="only the race's figures: the classroom race from the page against its runs alone")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -240,6 +250,10 @@ def main() -> None:
         with serve_app(store, root, tmp / "streamlit.log", extra) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=find_chromium(), args=LAUNCH_ARGS)
             tab = Tab(browser.new_context(viewport={"width": 1440, "height": 1100}).new_page(), url)
+            if args.race:
+                run_race_bench(tab, root, tmp, ready_trainers)
+                browser.close()
+                return
             page_switch_seconds(tab, rounds=1)  # warm the caches the way a first visitor would
             memory = ready_trainer(url).memory_full_info()
             print(f"ready trainer, waiting:        RSS {memory.rss / 2**20:.0f} MB, USS {memory.uss / 2**20:.0f} MB",

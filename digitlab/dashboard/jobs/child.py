@@ -148,25 +148,33 @@ def read_progress(run_path: Path) -> dict[str, Any] | None:
     return progress if isinstance(progress, dict) else None
 
 
-def trainer_main(store_root: str, data_root: str, orders, events, stop_event, ready) -> None:
+def trainer_main(store_root: str, data_root: str, orders, events, stop_event, ready, scaled: bool = False) -> None:
     """The trainer process: get ready (torch imported, its threads set, MNIST read into tensors), then carry out one
     order from ``orders``: ("train", config_json, owner, started_at), ("study", spec, url, workers) or ("lane",
     race, url, threads, owner, started_at). An idle trainer ends when its server does: the pipe's other end closes,
-    or the server's sentinel fires."""
+    or the server's sentinel fires. ``scaled``: scale MNIST for the device now (a race's trainer: its runs all start
+    at the click, on shared cores), not at the order."""
     from multiprocessing.connection import wait
 
     from digitlab.data import load_mnist
     from digitlab.device import pick_device, prepare
-    from digitlab.recorder import record_training  # noqa: F401 (imports the engine and torch now, not at the click)
+    # Imported now, not at the click: the engine with torch, and a race's study with Optuna and SQLAlchemy.
+    from digitlab import study  # noqa: F401
+    from digitlab.recorder import record_training  # noqa: F401
 
     data = load_error = None
     try:
         prepare(pick_device("auto"))
         pause_point("train.before_data")
-        # As uint8 (55 MB). Scaling it to float32 now would save ~0.1 s of the run and hold 220 MB more all day.
+        # As uint8 (55 MB). Scaling it to float32 now saves ~0.1 s of a run and holds 220 MB more while it waits.
         data = load_mnist(data_root)
+        if scaled:
+            from digitlab.data import to_device
+
+            to_device(data, pick_device("auto"))  # kept in data's cache, which the run's own call finds
     except Exception as err:  # said when an order comes: a missing MNIST fails that order, with the reason
         load_error = err
+    storage = _default_storage(store_root)
     ready.set()
     server = multiprocessing.parent_process()
     wait([orders, *([server.sentinel] if server is not None else [])])
@@ -177,8 +185,23 @@ def trainer_main(store_root: str, data_root: str, orders, events, stop_event, re
     if order is None:
         return
     kind, *args = order
-    run = {"train": train_run, "study": run_study, "lane": run_lane}[kind]
-    run(data, load_error, store_root, events, stop_event, *args)
+    if kind == "lane":
+        run_lane(data, load_error, store_root, events, stop_event, *args, ready_storage=storage)
+    else:
+        {"train": train_run, "study": run_study}[kind](data, load_error, store_root, events, stop_event, *args)
+
+
+def _default_storage(store_root: str) -> tuple[str, Any] | None:
+    """(URL, the study storage) this server's races use unless told otherwise, opened ahead of an order: with four
+    trainers starting at once, opening it at the click took a large share of the wait for the first batches. None
+    if it cannot be opened now (the order opens its own, and says why if it fails)."""
+    from digitlab import study
+
+    try:
+        url = study.storage_url(None, store_root)
+        return url, study.open_storage(url)
+    except Exception:
+        return None
 
 
 def train_run(data, load_error: Exception | None, store_root: str, events, stop_event, config_json: str, owner: str,
@@ -225,9 +248,10 @@ def run_study(data, load_error: Exception | None, store_root: str, events, stop_
 
 
 def run_lane(data, load_error: Exception | None, store_root: str, events, stop_event, race: str, url: str,
-             threads: int, owner: str, started_at: float) -> None:
+             threads: int, owner: str, started_at: float, ready_storage: tuple[str, Any] | None = None) -> None:
     """Train one lane of a race: the next configuration of its study that no lane has taken, on ``threads``
-    threads, recorded and reported as a run is."""
+    threads, recorded and reported as a run is. ``ready_storage``: (URL, storage) opened ahead, used if it is the
+    race's."""
     from digitlab import study
 
     os.environ["DIGITLAB_THREADS"] = str(threads)  # the engine sets torch's threads from it at the run's start
@@ -237,7 +261,8 @@ def run_lane(data, load_error: Exception | None, store_root: str, events, stop_e
         if load_error is not None:
             raise load_error
         reporter.send("message", "Starting...")
-        study.work(race, study.open_storage(url), data, store, reporter.stop, max_trials=1, on_event=reporter)
+        storage = ready_storage[1] if ready_storage and ready_storage[0] == url else study.open_storage(url)
+        study.work(race, storage, data, store, reporter.stop, max_trials=1, on_event=reporter)
         if reporter.run_id is None:
             reporter.send("finished", {"status": "stopped" if reporter.stop.is_set() else "failed", "message": (
                 f"No configuration of race {race} was left for this run to train: the others have taken them all."

@@ -13,6 +13,7 @@ saying what runs and what to do.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -119,6 +120,7 @@ class Coordinator:
         self._latest_study: StudyJob | RaceJob | None = None
         self._warm: list[WarmTrainer] = []
         self._warm_wanted = 0
+        self._storages: dict[str, object] = {}  # study storages by URL, opened once: opening one takes a while
         self._adopt()
 
     # --- what runs ----------------------------------------------------------------------------------------------
@@ -220,11 +222,17 @@ class Coordinator:
             self._active.append(job)
         try:
             pause_point("study.create")
-            return study.create_or_resume(job.spec, study.open_storage(job.url))  # a refusal is said here
+            return study.create_or_resume(job.spec, self._storage(job.url))  # a refusal is said here
         except BaseException:
             with self._lock:
                 self._active.remove(job)
             raise
+
+    def _storage(self, url: str):
+        """The study storage at ``url``, opened once."""
+        if url not in self._storages:
+            self._storages[url] = study.open_storage(url)
+        return self._storages[url]
 
     def _refuse_if_busy(self, starting: str) -> None:
         """Raise the BusyError for ``starting`` if an admitted job runs or waits. Under the lock."""
@@ -303,13 +311,15 @@ class Coordinator:
 
     def warm_up(self, count: int = 1) -> None:
         """Keep ``count`` trainers ready from now on (at most the capacity): start them now, on a background thread,
-        if fewer are and nothing runs. Never in read-only mode, nor with DIGITLAB_WARM_TRAINER=0."""
+        if fewer are and nothing runs; for a race (``count`` over 1), open the study storage too. Never in
+        read-only mode, nor with DIGITLAB_WARM_TRAINER=0."""
         if read_only() or not warm_trainer_enabled():
             return
         self._warm_wanted = max(1, min(count, self.capacity))
-        if len(self.warm_trainers) >= self._warm_wanted:
+        url = study.storage_url(None, self.store.root) if count > 1 else None
+        if len(self.warm_trainers) >= self._warm_wanted and url in (None, *self._storages):
             return
-        threading.Thread(target=self._replenish, name="digitlab-warm-up", daemon=True).start()
+        threading.Thread(target=self._replenish, args=(url,), name="digitlab-warm-up", daemon=True).start()
 
     @property
     def warm_trainers(self) -> list[WarmTrainer]:
@@ -339,16 +349,19 @@ class Coordinator:
             warm.close()
         return WarmTrainer(self.store, self.data_root)
 
-    def _replenish(self) -> None:
-        """Start trainers until as many as wanted are ready, while nothing runs. Never raises: it runs on a timer or
-        the warm-up thread."""
+    def _replenish(self, storage_url: str | None = None) -> None:
+        """Start trainers until as many as wanted are ready, while nothing runs, and open the study storage at
+        ``storage_url`` if given. Never raises: it runs on a timer or the warm-up thread."""
+        if storage_url is not None:
+            with contextlib.suppress(Exception):  # a storage it cannot open now: the race's start says why
+                self._storage(storage_url)
         try:
             with self._lock:
                 self._warm = self.warm_trainers
                 if any(job.running for job in self._active) or self._queue or read_only():
                     return
-                while len(self._warm) < self._warm_wanted:
-                    self._warm.append(WarmTrainer(self.store, self.data_root))
+                while len(self._warm) < self._warm_wanted:  # a race's: MNIST scaled ahead (see trainer_main)
+                    self._warm.append(WarmTrainer(self.store, self.data_root, scaled=self._warm_wanted > 1))
         except Exception:  # none ready: the next start starts one, and says what went wrong then
             return
 

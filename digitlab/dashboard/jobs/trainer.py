@@ -31,9 +31,10 @@ def warm_trainer_enabled() -> bool:
 
 class WarmTrainer:
     """A trainer process started ahead of its order (see child.trainer_main), with the queue it reports on and the
-    event that stops it. ``ready`` is set once it has loaded MNIST (or failed to)."""
+    event that stops it. ``ready`` is set once it has loaded MNIST (or failed to); ``scaled``, and scaled it for
+    the device."""
 
-    def __init__(self, store: RunStore, data_root: str | Path | None = None):
+    def __init__(self, store: RunStore, data_root: str | Path | None = None, scaled: bool = False):
         self.stop = SPAWN.Event()
         self.events = SPAWN.Queue()
         self.ready = SPAWN.Event()
@@ -43,7 +44,7 @@ class WarmTrainer:
         orders, self._orders = SPAWN.Pipe(duplex=False)
         self.process = SPAWN.Process(target=trainer_main, name="digitlab-trainer", daemon=True,
                                      args=(self.store_root, self.data_root, orders, self.events, self.stop,
-                                           self.ready))
+                                           self.ready, scaled))
         self.process.start()
         orders.close()  # the child's end: with only the server's end left here, the child sees EOF when it dies
         self.ordered = False

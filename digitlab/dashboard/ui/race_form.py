@@ -20,7 +20,9 @@ from digitlab.dashboard.ui.widgets import session_id
 from digitlab.study.race import MAX_RACE_NAME
 
 LANES = "race.lanes"  # [(label, config as a dict)], kept while other pages are shown
-FIRST_POINTS_WAIT_S = 1.5  # after Start, the page waits this long at most for every run's first batches
+REFUSED = "race.refused"  # why the last Start started nothing, to show under the button
+STARTED_AT = "race.started_at"  # time.monotonic() of a Start, for the live view's first drawing of the race
+FIRST_POINTS_WAIT_S = 1.2  # after Start, the page waits this long at most for every run's first batches
 
 
 def lanes() -> list[tuple[str, TrainConfig]]:
@@ -64,17 +66,30 @@ def race_fields(form_config: TrainConfig, form_errors: dict[str, str], form_pres
             st.rerun()
     st.text_input("Race name", key="race.name", placeholder=f"Race at {dt.datetime.now():%H:%M:%S}",
                   help=f"1 to {MAX_RACE_NAME} characters; the runs are named '<race>: <configuration>'.")
-    if st.button("Start the race", type="primary", width="stretch", key="race.start", **state_changing()):
-        _start(picked)
+    # Started by the button's callback, before the page is drawn again: the runs begin while it is.
+    st.button("Start the race", type="primary", width="stretch", key="race.start", on_click=_start,
+              **state_changing())
+    if refused := st.session_state.pop(REFUSED, None):
+        st.error(refused)
 
 
-def _start(picked: list[tuple[str, TrainConfig]]) -> None:
+def _start() -> None:
     name = st.session_state.get("race.name", "").strip() or f"Race at {dt.datetime.now():%H:%M:%S}"
     try:
-        race = coordinator().start_race(study.define_race(name, picked), owner=session_id())
+        coordinator().start_race(study.define_race(name, lanes()), owner=session_id())
     except (study.StudyError, BusyError, ReadOnlyError) as err:
-        st.error(markdown_literal(str(err)))
+        st.session_state[REFUSED] = markdown_literal(str(err))
+    else:
+        st.session_state[STARTED_AT] = time.monotonic()
+
+
+def wait_for_first_points(race) -> None:
+    """On the live view's first drawing of a race this tab has just started: wait until every run has its first
+    batches, or FIRST_POINTS_WAIT_S after the click, so that the charts start with them rather than at the feed's
+    first write. Warm trainers' first batches come within about a second."""
+    started_at = st.session_state.pop(STARTED_AT, None)
+    if started_at is None:
         return
-    deadline = time.monotonic() + FIRST_POINTS_WAIT_S
-    for lane in race.lanes:  # warm trainers' first batches come within a fraction of a second: draw them at once
+    deadline = started_at + FIRST_POINTS_WAIT_S
+    for lane in race.lanes:
         lane.wait_for_batches(max(0.0, deadline - time.monotonic()))

@@ -13,6 +13,7 @@ from digitlab.dashboard.text import markdown_literal
 from digitlab.dashboard.ui import handoff
 from digitlab.dashboard.ui.actions import state_changing
 from digitlab.dashboard.ui.live_chart import race_charts
+from digitlab.dashboard.ui.race_form import wait_for_first_points
 from digitlab.dashboard.ui.widgets import session_id
 
 X_AXIS = "race.x_axis"
@@ -22,6 +23,7 @@ SUMMARY_FORMATS = {"Test accuracy": "{:.2%}", "Test loss": "{:.4f}", "Train time
 
 
 def race_view(race, charts_key: str) -> None:
+    wait_for_first_points(race)
     snaps = race.snapshots()
     st.subheader(f":material/sports_score: {markdown_literal(race.spec.name)}")
     whose = "" if race.owner == session_id() else " · started in another tab"
