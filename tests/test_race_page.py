@@ -58,6 +58,9 @@ def test_a_race_put_together_on_train_runs_side_by_side_and_ends_with_its_table_
     at.button(key="race.compare").click().run()
     assert sorted(at.session_state["compare.runs"]) == sorted(race.run_ids())
     assert at.session_state["compare.group"] is True  # fast and race-cnn repeat each other: grouped
+    assert_clean(at)
+    charts = {chart.proto.id for chart in at.get("plotly_chart")}
+    assert any("held_out_acc" in chart for chart in charts)  # the checks inside each epoch, grouped per check
     assert {r.study["name"] for r in RunStore(store).list().runs} == {"page race"}
 
 

@@ -1,6 +1,7 @@
 """A race in a real browser, on the tests' small data: three presets (their epochs raised, so that they train for a
-while on 300 images) train side by side, each run's curve grows while it trains, one is stopped from its own Stop,
-the others finish, and the summary and Compare show exactly those runs."""
+while on 300 images) train side by side, each run's curve grows while it trains, another tab follows the race by
+itself, one run is stopped from its own Stop, the others finish, and the summary and Compare show exactly those
+runs."""
 
 import time
 
@@ -51,6 +52,7 @@ def wait_until(predicate, timeout: float, what: str):
 def test_a_race_of_three_grows_side_by_side_one_is_stopped_and_compare_shows_exactly_its_runs(browser,
                                                                                                 small_data_app):
     context = browser.new_context(viewport={"width": 1440, "height": 1100})
+    watcher = Tab(context.new_page(), small_data_app).open("train")  # left alone: it must show the race by itself
     tab = Tab(context.new_page(), small_data_app).open("train")
     try:
         for name, (preset, epochs) in LANES.items():
@@ -80,6 +82,8 @@ def test_a_race_of_three_grows_side_by_side_one_is_stopped_and_compare_shows_exa
                 seen = lengths
             time.sleep(0.3)
         assert min(growth) >= 2, f"curves grew {growth} times while their runs trained"
+        watcher.button("race.stop_all").wait_for(timeout=15000)  # another tab follows the race, without a click
+        assert watcher.trace_lengths(CHARTS, "acc") is not None
 
         frame = tab.page.frame_locator(f"{tab.keyed(CHARTS)} iframe")
         frame.locator("#progress > div").nth(2).get_by_role("button", name="Stop").click()  # the long LeNet
