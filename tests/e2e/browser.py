@@ -144,6 +144,14 @@ class Tab:
             const bar = frame && frame.contentDocument && frame.contentDocument.getElementById('progress');
             return bar && !bar.hidden ? bar.innerText : null; }""", self.keyed(key))
 
+    def progress_lines(self, key: str) -> list[str]:
+        """The lines of the progress bars in the live charts' frame with ``key`` (a race's, one per run)."""
+        return self.page.evaluate("""(selector) => {
+            const frame = document.querySelector(`${selector} iframe`);
+            const doc = frame && frame.contentDocument;
+            return doc ? [...doc.querySelectorAll('#progress > div')].map(bar => bar.innerText) : []; }""",
+                                  self.keyed(key))
+
     def enter_text(self, key: str, text: str) -> None:
         """Type ``text`` into the keyed text or number input and press Enter, as a person would; wait for the run."""
         field = self.page.locator(self.keyed(key)).locator("input")

@@ -3,7 +3,8 @@
     DIGITLAB_DATA=../shared/data python -m tests.e2e.screenshots [--out .github/screenshots]
 
 It serves the app over a temporary copy of the shipped checkpoints, trains the fast preset twice (seeds 0 and 1),
-and in the light and the dark theme takes: Train mid-run, Compare (the runs beside the shipped ones), Compare
+and in the light and the dark theme takes: Home, Train mid-run, the classroom race mid-way and at its end, Compare
+(the runs beside the shipped ones), Compare
 grouped (the two fast runs as one band), Errors, Draw (a 7 drawn with the mouse) and Inside (that 7, the four
 shipped models side by side: at the top, and at their feature maps; then its Perturb and Adversarial views).
 ``--only inside draw`` takes just those pages
@@ -72,7 +73,30 @@ def inside_of_the_drawing(tab: Tab) -> None:
     settle(tab, 3)
 
 
-PAGES = ("train", "compare", "errors", "compare-grouped", "draw", "inside", "inside-maps", "perturb", "adversarial")
+def race(tab: Tab, out: Path, theme: str) -> None:
+    """The classroom race from Train: shot a third of the way (every curve on its way), and at its end."""
+    tab.open("train")
+    tab.page.get_by_role("tab", name="Race several").click()
+    tab.button("race.set.classroom").click()
+    tab.wait_for_rerun()
+    tab.enter_text("race.name", f"Classroom race ({theme})")
+    time.sleep(10)  # its four trainers get ready
+    tab.button("race.start").click()
+    tab.button("race.stop_all").wait_for(timeout=30000)  # this race's view, not the last one's
+    deadline = time.time() + 120
+    while time.time() < deadline:  # every run on its way: the slowest (the ResNet, last) has a few held-out checks
+        lengths = tab.trace_lengths("train.charts", "acc") or [0]
+        if len(lengths) == 4 and lengths[-1] >= 3:
+            break
+        time.sleep(0.5)
+    shoot(tab, out, "race-mid", theme)
+    tab.button("race.compare").wait_for(timeout=300000)
+    settle(tab, 2)
+    shoot(tab, out, "race-end", theme)
+
+
+PAGES = ("train", "race", "compare", "errors", "compare-grouped", "draw", "inside", "inside-maps", "perturb",
+         "adversarial", "home")
 
 
 def main() -> None:
@@ -103,6 +127,12 @@ def main() -> None:
                         shoot(tabs[theme], args.out, "train", theme)
                     tabs[theme].page.wait_for_selector("text=Test accuracy", timeout=120000)  # for Compare
             for theme, tab in tabs.items():
+                if "home" in wanted:
+                    tab.open()
+                    settle(tab)
+                    shoot(tab, args.out, "home", theme)
+                if "race" in wanted:
+                    race(tab, args.out, theme)
                 for page, ready in (("compare", "[data-testid='stTable']"),
                                     ("errors", "text=test images misclassified")):
                     if page in wanted:

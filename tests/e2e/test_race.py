@@ -30,15 +30,6 @@ def pick_preset(tab: Tab, name: str) -> None:
     tab.wait_for_rerun()
 
 
-def bars(tab: Tab) -> list[str]:
-    """The race's progress bars' lines, in its order."""
-    return tab.page.evaluate("""(selector) => {
-        const frame = document.querySelector(`${selector} iframe`);
-        const doc = frame && frame.contentDocument;
-        return doc ? [...doc.querySelectorAll('#progress > div')].map(bar => bar.innerText) : []; }""",
-                             tab.keyed(CHARTS))
-
-
 def wait_until(predicate, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -76,7 +67,7 @@ def test_a_race_of_three_grows_side_by_side_one_is_stopped_and_compare_shows_exa
             lengths = tab.trace_lengths(CHARTS, "acc")
             if lengths and len(lengths) == 3:
                 if seen is not None:
-                    lines = bars(tab)
+                    lines = tab.progress_lines(CHARTS)
                     for i, (now, before) in enumerate(zip(lengths, seen)):
                         growth[i] += now > before and i < len(lines) and "Epoch" in lines[i]
                 seen = lengths
@@ -87,7 +78,7 @@ def test_a_race_of_three_grows_side_by_side_one_is_stopped_and_compare_shows_exa
 
         frame = tab.page.frame_locator(f"{tab.keyed(CHARTS)} iframe")
         frame.locator("#progress > div").nth(2).get_by_role("button", name="Stop").click()  # the long LeNet
-        wait_until(lambda: (line := bars(tab)) and line[2].startswith("long lenet") and "stopped" in line[2], 30,
+        wait_until(lambda: (line := tab.progress_lines(CHARTS)) and line[2].startswith("long lenet") and "stopped" in line[2], 30,
                    "the stopped run's bar to say so")
         tab.button("race.compare").wait_for(timeout=120000)  # the last run has ended
         table = tab.page.locator("[data-testid='stTable']")
