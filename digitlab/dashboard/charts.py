@@ -64,7 +64,8 @@ LOG_TICKS = [m * 10.0**e for e in range(-4, 2) for m in (1, 2, 5)]
 @dataclass(frozen=True)
 class Curve:
     """One trace of a live chart over a continuous epoch axis: ``style`` is "line", "faint" (raw values drawn thin
-    behind their smoothing) or "points" (one per epoch end)."""
+    behind their smoothing), "checks" (a line through each of its measurements, the first shown alone) or "points"
+    (one per epoch end)."""
 
     name: str
     colour: str
@@ -76,6 +77,7 @@ class Curve:
 _CURVE_STYLES = {
     "line": {"mode": "lines", "line": {"width": 2.5}},
     "faint": {"mode": "lines", "line": {"width": 1}, "opacity": 0.3},
+    "checks": {"mode": "lines+markers", "line": {"width": 2.5}, "marker": {"size": 5}},
     "points": {"mode": "markers", "marker": {"size": 9, "symbol": "diamond"}},
 }
 

@@ -73,7 +73,7 @@ def chart_rows(batches: dict, held_out: dict, held_out_name: str, train_images: 
             curves.append(charts.Curve("training, smoothed", charts.TRAIN_COLOUR, x_batches,
                                        charts.ema(batches["accuracy"], SMOOTHING)))
         curves.append(charts.Curve(held_out_name, held_colour, x_held,
-                                   held_out.get("accuracy" if metric == "acc" else "loss", [])))
+                                   held_out.get("accuracy" if metric == "acc" else "loss", []), "checks"))
         for split, colour in (("test", charts.TEST_COLOUR), ("val", charts.VALIDATION_COLOUR)):
             x, y = _epoch_ends(epochs, f"{split}_{metric}")
             if x or split == "test":
