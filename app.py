@@ -59,6 +59,8 @@ with st.sidebar:
     if (run := jobs.running_run()) is not None:
         snap = run.snapshot()
         st.caption(f":material/hourglass_top: **Training** {snap.config.model}: {snap.progress:.0%}")
+    if (race := jobs.running_race()) is not None:
+        st.caption(f":material/sports_score: **Race** {markdown_literal(race.spec.name)}: {len(race.lanes)} runs")
     if (study_job := jobs.running_study()) is not None:
         st.caption(f":material/science: **Study** {markdown_literal(study_job.spec.name)} is running")
     bootstrap.prefetch_chart_code()

@@ -100,7 +100,8 @@ def test_home_links_every_page(app_env, tmp_path):
     app_env(tmp_path / "store")
     at = open_app()
     assert at.title[0].value.endswith("digitlab")
-    assert sorted(navigation_pages()) == sorted(PAGES) == sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
+    page_files = sorted(f"pages/{p.name}" for p in (REPO / "pages").glob("*.py"))
+    assert sorted(navigation_pages()) == sorted(PAGES) == page_files
     linked = [link.proto.page for link in at.get("page_link")]
     assert sorted(linked) == sorted(Path(page).stem for page in PAGES)  # a page link names its URL path
 

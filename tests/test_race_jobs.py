@@ -31,7 +31,8 @@ def test_a_race_trains_its_runs_at_the_same_time_with_the_cores_shared_out(tiny_
     assert race.join(120)
     snaps = race.snapshots()
     assert [s.status for s in snaps] == ["completed"] * 3
-    assert sorted(s.config.name for s in snaps) == ["race: lane 0", "race: lane 1", "race: lane 2"]  # each learnt its own
+    # Each has learnt which configuration it trains (its run's name says).
+    assert sorted(s.config.name for s in snaps) == ["race: lane 0", "race: lane 1", "race: lane 2"]
     runs = {r.id: r for r in RunStore(store_root).list().runs}
     assert sorted(runs) == sorted(race.run_ids())
     assert sorted(r.name for r in runs.values()) == ["race: lane 0", "race: lane 1", "race: lane 2"]

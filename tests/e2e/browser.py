@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from digitlab.bench.strokes import stroke_points
 from tests.conftest import REPO, SHIPPED
 
@@ -21,6 +23,17 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 # Streamlit's own frontend probes these relative to a sub-page URL first (/train/_stcore/health) and falls back
 # to the root: the 404s it logs are part of how it finds its server, not errors of the app.
 BENIGN_404_SUFFIXES = ("/_stcore/health", "/_stcore/host-config")
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """``predicate()``'s first true value, polled every 0.2 s; the test fails saying ``what`` after ``timeout`` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def find_chromium() -> str | None:

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from digitlab.store import RunStore
-from tests.e2e.browser import Tab, copy_shipped, serve_app
-from tests.e2e.test_train import loss_points, metric, start_training, wait_until
+from tests.e2e.browser import Tab, copy_shipped, serve_app, wait_until
+from tests.e2e.test_train import loss_points, metric, start_training
 
 
 def parent_of(pid: int) -> int:

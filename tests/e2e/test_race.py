@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import Tab, copy_shipped, serve_app
+from tests.e2e.browser import Tab, copy_shipped, serve_app, wait_until
 from tests.fakedata import write_tiny_mnist
 
 LANES = {"fast": ("fast", 250), "race-mlp": ("race-mlp", 250), "long lenet": ("race-lenet", 1000)}
@@ -28,16 +28,6 @@ def pick_preset(tab: Tab, name: str) -> None:
     tab.page.locator(tab.keyed("train.preset")).get_by_role("combobox").click()
     tab.page.get_by_role("option", name=name, exact=True).click()
     tab.wait_for_rerun()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_a_race_of_three_grows_side_by_side_one_is_stopped_and_compare_shows_exactly_its_runs(browser,
@@ -78,8 +68,8 @@ def test_a_race_of_three_grows_side_by_side_one_is_stopped_and_compare_shows_exa
 
         frame = tab.page.frame_locator(f"{tab.keyed(CHARTS)} iframe")
         frame.locator("#progress > div").nth(2).get_by_role("button", name="Stop").click()  # the long LeNet
-        wait_until(lambda: (line := tab.progress_lines(CHARTS)) and line[2].startswith("long lenet") and "stopped" in line[2], 30,
-                   "the stopped run's bar to say so")
+        wait_until(lambda: (lines := tab.progress_lines(CHARTS)) and lines[2].startswith("long lenet")
+                   and "stopped" in lines[2], 30, "the stopped run's bar to say so")
         tab.button("race.compare").wait_for(timeout=120000)  # the last run has ended
         table = tab.page.locator("[data-testid='stTable']")
         expect(table).to_contain_text("long lenet")

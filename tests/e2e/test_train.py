@@ -9,6 +9,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.browser import wait_until
+
 LIVE_CHARTS, LOSS_CHART = "train.charts", "batch_loss"
 
 
@@ -35,16 +37,6 @@ def start_training(tab, epochs: int | None = None, name: str | None = None) -> N
         tab.enter_text("train.name", name)
     tab.button("train.start").click()
     tab.button("train.stop").wait_for(timeout=30000)
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 # Counts the page's script runs (a fragment's included) from now on: Streamlit marks each on the app's root.

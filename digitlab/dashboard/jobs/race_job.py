@@ -12,18 +12,19 @@ from typing import Any
 from digitlab import study
 from digitlab.dashboard.access import writable
 from digitlab.dashboard.jobs.follow import STOP_GRACE_S, Job
+from digitlab.dashboard.jobs.study_job import StoredStudy
 
 
-class RaceJob:
+class RaceJob(StoredStudy):
     """A race between its start and the end of its last run. ``lanes`` are filled by the coordinator once it has
     stored the race's definition; until then the race holds the server with none."""
 
     def __init__(self, spec: study.StudySpec, url: str, owner: str = "", stop_grace_s: float = STOP_GRACE_S):
-        self.spec, self.url, self.owner, self.stop_grace_s = spec, url, owner, stop_grace_s
+        super().__init__(spec, url)
+        self.owner, self.stop_grace_s = owner, stop_grace_s
         self.started_at = time.time()
         self.lanes: list[Job] = []
         self.on_finished: Callable[[], None] | None = None
-        self._storage = None  # opened on the first read
 
     @property
     def key(self) -> str:
@@ -75,13 +76,6 @@ class RaceJob:
 
     def run_ids(self) -> list[str]:
         return [snap.run_id for snap in self.snapshots() if snap.run_id]
-
-    def read_trials(self) -> tuple[Any, study.Summary]:
-        """(the Optuna study, its summary), read from the study storage now."""
-        if self._storage is None:
-            self._storage = study.open_storage(self.url)
-        found, _ = study.load_study(self.spec.name, self._storage)
-        return found, study.summarize(found, self.spec)
 
     def failure(self) -> str | None:
         """A race does not fail as a whole: each of its runs says how it ended."""

@@ -19,15 +19,30 @@ from digitlab.dashboard.jobs.trainer import WarmTrainer
 FINISHED_WAIT_S = 0.5  # after the process has ended, how long its last message may take to arrive
 
 
-class StudyJob:
+class StoredStudy:
+    """A job stored as a study (a study's, or a race's): its ``spec`` in the study storage at ``url``."""
+
+    def __init__(self, spec: study.StudySpec, url: str):
+        self.spec, self.url = spec, url
+        self._storage = None  # opened on the first read: the pages read the trials every second
+
+    def read_trials(self) -> tuple[Any, study.Summary]:
+        """(the Optuna study, its summary), read from the study storage now."""
+        if self._storage is None:
+            self._storage = study.open_storage(self.url)
+        found, _ = study.load_study(self.spec.name, self._storage)
+        return found, study.summarize(found, self.spec)
+
+
+class StudyJob(StoredStudy):
     """A study between its start and its end. ``running`` from the moment the coordinator admits it, while its
     definition is stored (database I/O), until its process has ended."""
 
     def __init__(self, spec: study.StudySpec, url: str, workers: int):
-        self.spec, self.url, self.workers = spec, url, workers
+        super().__init__(spec, url)
+        self.workers = workers
         self.trainer: WarmTrainer | None = None  # set by start()
         self.on_finished: Callable[[], None] | None = None
-        self._storage = None  # opened on the first read: the page reads the trials every second
         self._ending: dict[str, Any] | None = None  # the child's last word: {"status", "message"}
         self._ending_lock = threading.Lock()
         self._finished = threading.Event()
@@ -63,13 +78,6 @@ class StudyJob:
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the study's process has ended and its end is known; True if it has."""
         return self._finished.wait(timeout)
-
-    def read_trials(self) -> tuple[Any, study.Summary]:
-        """(the Optuna study, its summary), read from the study storage now."""
-        if self._storage is None:
-            self._storage = study.open_storage(self.url)
-        found, _ = study.load_study(self.spec.name, self._storage)
-        return found, study.summarize(found, self.spec)
 
     def failure(self) -> str | None:
         """Why the study ended badly, in the trainer's words where it said why; None while it runs or if it ended
