@@ -28,8 +28,10 @@ def home() -> None:
          "see how every model scores on your handwriting."),
         ("pages/study.py", ":material/science: Study", "Train many runs from one action: repeats over seeds, grids "
          "of settings or a search, followed live and compared grouped."),
+        ("pages/board.py", ":material/groups: Class board", "A class draws on its own devices: every model scored "
+         "on the class's handwriting, live, for the projector."),
     ]
-    per_row = 4  # all seven cards in one row squeezed their words apart
+    per_row = 4  # all eight cards in one row squeezed their words apart
     for start in range(0, len(cards), per_row):
         for column, (page, label, text) in zip(st.columns(per_row), cards[start : start + per_row]):
             with column.container(border=True, height="stretch"):
@@ -46,6 +48,7 @@ pages = [
     st.Page("pages/inside.py", title="Inside", icon=":material/visibility:"),
     st.Page("pages/drawings.py", title="My drawings", icon=":material/gesture:"),
     st.Page("pages/study.py", title="Study", icon=":material/science:"),
+    st.Page("pages/board.py", title="Class board", icon=":material/groups:"),
 ]
 navigation = st.navigation(pages)
 

@@ -48,6 +48,20 @@ def test_probability_and_per_class_figures():
     assert per_class.data[0].marker.color[9] == charts.PALETTE[3]
 
 
+def test_probability_bars_stand_out_where_the_model_says_and_escape_titles():
+    probs = [0.02] * 10
+    probs[3] = 0.82
+    shown = charts.probability_bars_html([("<b>cnn</b>: 3 (82%)", probs, "#123456"), ("mlp", probs[::-1], "#654321")])
+    assert shown.count("data-testid='draw-bars'") == 2 and "repeat(2," in shown
+    assert "&lt;b&gt;cnn&lt;/b&gt;" in shown and "<b>cnn" not in shown
+    first, second = shown.split("data-testid='draw-bars'")[1:]
+    assert first.count("#123456") == 1 and "title='3: 82.0%'" in first  # the 3 in the model's colour
+    assert second.count("#654321") == 1 and "title='6: 82.0%'" in second
+    tall, short = (round(p * charts.PROBABILITY_BAR_PX) for p in (0.82, 0.02))
+    assert f"height:{tall}px" in first and f"height:{short}px" in first
+    assert "repeat(1," in charts.probability_bars_html([("alone", probs, "#123456")])
+
+
 def test_small_multiples_has_one_panel_per_run():
     series = [charts.Series("train", "#000", [1, 2], [0.9, 0.95]), charts.Series("test", "#111", [1, 2], [0.9, 0.9])]
     fig = charts.small_multiples_figure([("a", series), ("b", series), ("c", series), ("d", series)], "Epoch", "Acc")

@@ -55,16 +55,18 @@ def render_digit(
     stroke_width: int = 18,
     size: int = 280,
     background: str = "transparent",
+    strokes: int | None = None,
 ) -> np.ndarray:
     """A (size, size, 4) uint8 RGBA canvas with the digit in white ink, as streamlit-drawable-canvas returns it.
 
     background="transparent" leaves alpha 0 around the ink (the canvas's default); "black" fills it opaque.
+    strokes: only the first that many strokes, as the canvas holds them after that many pen-ups (None: all).
     """
     fill = (0, 0, 0, 0) if background == "transparent" else (0, 0, 0, 255)
     image = Image.new("RGBA", (size, size), fill)
     pen = ImageDraw.Draw(image)
     radius = stroke_width / 2
-    for stroke in stroke_points(digit, box):
+    for stroke in stroke_points(digit, box)[:strokes]:
         pen.line(stroke, fill=(255, 255, 255, 255), width=stroke_width, joint="curve")
         for x, y in (stroke[0], stroke[-1]):  # round caps, as a brush leaves
             pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255, 255))

@@ -6,6 +6,7 @@ traces instead of resetting them.
 
 from __future__ import annotations
 
+import html
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -282,6 +283,36 @@ def probability_figure(probs: Sequence[float], title: str = "", height: int = 24
     layout["xaxis"].update(dtick=1, showgrid=False, tickfont={"size": 14})
     layout.update(hovermode="closest", margin={"l": 5, "r": 5, "t": 40 if title else 10, "b": 5}, showlegend=False)
     return go.Figure(bars, layout)
+
+
+PROBABILITY_BAR_PX = 120  # the height of a bar at probability 1
+
+
+def probability_bars_html(panels: Sequence[tuple[str, Sequence[float], str]]) -> str:
+    """Each (title, 10 class probabilities, colour) as a bar chart in plain HTML, two side by side (one when alone):
+    the predicted class in the colour, its percentage above each bar of 1% or more, the exact one on hover. Draw
+    shows these on every pen-up: HTML costs the server and the browser a fraction of what a Plotly chart does, which
+    is what lets one server answer a class drawing at once. Titles are escaped."""
+    cards = []
+    for title, probs, colour in panels:
+        best = max(range(len(probs)), key=lambda i: probs[i])
+        columns = "".join(
+            f"<div title='{digit}: {p:.1%}' style='flex:1;display:flex;flex-direction:column;align-items:center;"
+            f"justify-content:flex-end'><span style='font-size:0.72rem;opacity:0.75'>"
+            f"{f'{p:.0%}' if p >= 0.01 else '&nbsp;'}</span><div style='width:78%;height:"
+            f"{max(2, round(p * PROBABILITY_BAR_PX))}px;border-radius:3px 3px 0 0;"
+            f"background:{colour if digit == best else '#c9d3df'}'></div></div>"
+            for digit, p in enumerate(probs))
+        digits = "".join(f"<div style='flex:1;text-align:center;{'font-weight:700' if digit == best else ''}'>"
+                         f"{digit}</div>" for digit in range(len(probs)))
+        cards.append(
+            f"<div data-testid='draw-bars'><div style='font-weight:600;margin-bottom:4px'>{html.escape(title)}</div>"
+            f"<div style='display:flex;align-items:flex-end;height:{PROBABILITY_BAR_PX + 22}px'>{columns}</div>"
+            f"<div style='display:flex;border-top:1px solid rgba(128,128,128,0.4);padding-top:2px'>{digits}</div>"
+            f"</div>")
+    per_row = 2 if len(cards) > 1 else 1
+    return (f"<div style='display:grid;grid-template-columns:repeat({per_row},minmax(0,1fr));gap:20px 28px'>"
+            f"{''.join(cards)}</div>")
 
 
 def embedding_figure(xy: Sequence[Sequence[float]], labels: Sequence[int], predicted: Sequence[int],

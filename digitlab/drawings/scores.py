@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,10 +52,30 @@ class DrawingScore:
 def score(run: LoadedRun, drawings: Sequence[Drawing]) -> DrawingScore:
     """The run's guesses on the drawings, each preprocessed as on Draw (the canvas fitted to 28 x 28, then scaled
     the way the run was trained: its config.input_scaling)."""
-    if not drawings:
-        return DrawingScore(run.id, {}, {}, {})
-    probs = predict(run.model, model_input(run, torch.stack([d.image for d in drawings])))  # (N, 10)
-    confidence, predicted = probs.max(1)
-    ids = [d.id for d in drawings]
-    return DrawingScore(run.id, {d.id: d.label for d in drawings}, dict(zip(ids, predicted.tolist())),
-                        dict(zip(ids, confidence.tolist())))
+    return Answers(run).score(drawings)
+
+
+BATCH = 1000  # drawings a forward pass: a whole class's collection at once would hold all its activations
+
+
+class Answers:
+    """A run's answers on drawings, each drawing's computed once: its pixels never change (a relabel rewrites its
+    label only), so a collection that grows by one drawing costs one prediction, not all of them again."""
+
+    def __init__(self, run: LoadedRun):
+        self.run = run
+        self._answers: dict[str, tuple[int, float]] = {}  # drawing id -> (guess, confidence)
+        self._lock = threading.Lock()
+
+    def score(self, drawings: Sequence[Drawing]) -> DrawingScore:
+        with self._lock:
+            new = [d for d in drawings if d.id not in self._answers]
+            for start in range(0, len(new), BATCH):
+                chunk = new[start : start + BATCH]
+                probs = predict(self.run.model, model_input(self.run, torch.stack([d.image for d in chunk])))  # (N, 10)
+                confidence, predicted = probs.max(1)
+                self._answers.update(zip([d.id for d in chunk], zip(predicted.tolist(), confidence.tolist())))
+            answers = {d.id: self._answers[d.id] for d in drawings}
+        return DrawingScore(self.run.id, {d.id: d.label for d in drawings},
+                            {i: guess for i, (guess, _) in answers.items()},
+                            {i: confidence for i, (_, confidence) in answers.items()})

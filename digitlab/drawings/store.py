@@ -62,8 +62,10 @@ class DrawingStore:
         self._prepare_folder()
         return self._write_new(png_bytes(pixels, digit, now(), None if stroke_width is None else int(stroke_width)))
 
-    def list(self) -> DrawingListing:
-        """Every drawing, oldest first; files that cannot be read are listed with the reason, never raised."""
+    def list(self, known: dict[tuple[str, int, int], Drawing] | None = None) -> DrawingListing:
+        """Every drawing, oldest first; files that cannot be read are listed with the reason, never raised. With
+        ``known`` (a dict the caller keeps between calls), a file unchanged since it was last read (the same name,
+        time and size) is not read again: a class's collection grows by one drawing at a time."""
         if not self.root.is_dir():
             return DrawingListing([], [])
         remove_leftovers(self.root)
@@ -71,15 +73,38 @@ class DrawingStore:
             paths = sorted(self.root.glob(f"*{SUFFIX}"))
         except OSError as err:
             return DrawingListing([], [(self.root, f"the folder cannot be read ({err.strerror or err})")])
-        drawings, unreadable = [], []
+        drawings, unreadable, seen = [], [], set()
         for path in paths:
             if path.name.startswith("."):
                 continue
             try:
-                drawings.append(read_drawing(path))
+                info = path.stat()
+                key = (path.name, info.st_mtime_ns, info.st_size)
+                seen.add(key)
+                drawing = known.get(key) if known is not None else None
+                if drawing is None:
+                    drawing = read_drawing(path)
+                    if known is not None:
+                        known[key] = drawing
+                drawings.append(drawing)
             except DrawingsError as err:
                 unreadable.append((path, str(err)))
+            except OSError:  # deleted since the glob
+                continue
+        if known is not None:
+            for key in set(known) - seen:
+                del known[key]
         return DrawingListing(drawings, unreadable)
+
+    def count(self) -> int:
+        """How many drawing files the folder holds, readable or not (without reading any)."""
+        try:
+            with os.scandir(self.root) as entries:
+                return sum(1 for entry in entries if entry.name.endswith(SUFFIX) and not entry.name.startswith("."))
+        except FileNotFoundError:
+            return 0
+        except OSError as err:
+            raise self._folder_error(err, "read") from None
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """(name, mtime_ns, size) per drawing file: changes whenever a drawing is saved, relabelled or deleted, so

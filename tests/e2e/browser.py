@@ -217,10 +217,11 @@ def draw(tab, digit: int, box=(85, 45, 195, 235), strokes=None) -> None:
     tab.wait_for_rerun()
 
 
-def save_drawing(tab, label: int) -> None:
-    """On Draw, after drawing: pick ``label`` in the Save box's selector and press "Save as a test drawing"."""
+def save_drawing(tab, label: int, button: str = "Save as a test drawing", done: str = "Saved as a {label}") -> None:
+    """On Draw, after drawing: pick ``label`` in the keep box's selector and press ``button`` ("Add to the class
+    collection" on a classroom server), then wait for its message."""
     tab.page.locator("[class*='st-key-draw-save_label-']").get_by_role("combobox").click()
     tab.page.get_by_role("option", name=str(label), exact=True).click()
     tab.wait_for_rerun()
-    tab.click_button("Save as a test drawing")
-    tab.page.wait_for_selector(f"text=Saved as a {label}", timeout=30000)
+    tab.click_button(button)
+    tab.page.wait_for_selector(f"text={done.format(label=label)}", timeout=30000)

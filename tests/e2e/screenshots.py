@@ -3,7 +3,8 @@
     DIGITLAB_DATA=../shared/data python -m tests.e2e.screenshots [--out .github/screenshots]
 
 It serves the app over a temporary copy of the shipped checkpoints, trains the fast preset twice (seeds 0 and 1),
-and in the light and the dark theme takes: Home, Train mid-run, the classroom race mid-way and at its end, Compare
+and in the light and the dark theme takes: Home, Train mid-run, the classroom race mid-way and at its end, the Class
+board (over sixty drawings it makes, a few of them slanted), Compare
 (the runs beside the shipped ones), Compare
 grouped (the two fast runs as one band), Errors, Draw (a 7 drawn with the mouse) and Inside (that 7, the four
 shipped models side by side: at the top, and at their feature maps; then its Perturb and Adversarial views).
@@ -15,11 +16,17 @@ tests do.
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from digitlab.bench.strokes import render_digit
 from digitlab.data import data_root
+from digitlab.drawings import DrawingStore
 from tests.conftest import REPO, real_data_root
 from tests.e2e.browser import LAUNCH_ARGS, Tab, copy_shipped, draw, find_chromium, serve_app
 
@@ -73,6 +80,22 @@ def inside_of_the_drawing(tab: Tab) -> None:
     settle(tab, 3)
 
 
+def class_drawings(folder: Path, count: int = 60) -> None:
+    """A class's worth of drawings in ``folder``: every digit in several sizes, places and stroke widths, a few of
+    them slanted as people slant them (the ones a board shows as hard)."""
+    rng = random.Random(0)
+    drawings = DrawingStore(folder)
+    for n in range(count):
+        digit, width = n % 10, rng.choice((10, 14, 18, 24, 30))
+        left, top = rng.uniform(40, 110), rng.uniform(20, 60)
+        size = rng.uniform(0.7, 1.0)
+        rgba = render_digit(digit, (left, top, left + 120 * size, top + 200 * size), width, background="black")
+        if n % 3 == 2:
+            turn = rng.choice((-1, 1)) * rng.uniform(30, 60)
+            rgba = np.asarray(Image.fromarray(rgba).rotate(turn, fillcolor=(0, 0, 0, 255)))
+        drawings.save(rgba, digit, width)
+
+
 def race(tab: Tab, out: Path, theme: str) -> None:
     """The classroom race from Train: shot a third of the way (every curve on its way), and at its end."""
     tab.open("train")
@@ -96,7 +119,7 @@ def race(tab: Tab, out: Path, theme: str) -> None:
 
 
 PAGES = ("train", "race", "compare", "errors", "compare-grouped", "draw", "inside", "inside-maps", "perturb",
-         "adversarial", "home")
+         "adversarial", "home", "board")
 
 
 def main() -> None:
@@ -115,6 +138,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         store = copy_shipped(Path(tmp) / "checkpoints")
+        if "board" in wanted:
+            class_drawings(Path(tmp) / "drawings")  # the folder the server keeps its drawings in
         with serve_app(store, real_data_root(), Path(tmp) / "server.log") as url:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=LAUNCH_ARGS)
             tabs = {}
@@ -133,6 +158,12 @@ def main() -> None:
                     shoot(tab, args.out, "home", theme)
                 if "race" in wanted:
                     race(tab, args.out, theme)
+                if "board" in wanted:
+                    tab.open("board")
+                    tab.page.wait_for_selector("text=The drawings most models get wrong", timeout=60000)
+                    tab.page.locator(f"{tab.keyed('board.per_digit')} .js-plotly-plot").wait_for()
+                    settle(tab)
+                    shoot(tab, args.out, "board", theme)
                 for page, ready in (("compare", "[data-testid='stTable']"),
                                     ("errors", "text=test images misclassified")):
                     if page in wanted:

@@ -32,7 +32,8 @@ def test_every_selected_model_answers(new_tab):
     chips = tab.page.locator(tab.keyed("draw.models")).locator("[data-tag]")
     expect(chips).to_have_count(4)  # the four shipped checkpoints by default
     draw(tab, 0)
-    # Plotly draws each chart a moment after Streamlit sends it: expect() retries until it is there.
-    expect(tab.page.locator("[class*='st-key-draw-bars-'] .js-plotly-plot")).to_have_count(4)
+    # One bar chart per model, each with its ten bars: expect() retries until the page shows them.
+    expect(tab.page.locator("[data-testid='draw-bars']")).to_have_count(4)
+    expect(tab.page.locator("[data-testid='draw-bars'] [title$='%']")).to_have_count(40)
     text = tab.page.locator("[data-testid='stMainBlockContainer']").inner_text()
     assert "All 4 models say 0." in text or "The models disagree" in text

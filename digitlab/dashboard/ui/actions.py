@@ -9,8 +9,9 @@ import streamlit as st
 
 from digitlab.dashboard.access import READ_ONLY_REASON, ReadOnlyError, read_only, writable
 from digitlab.dashboard.text import markdown_literal
-from digitlab.dashboard.ui.loaders import drawing_store, store
-from digitlab.drawings import DrawingsError, ImportReport
+from digitlab.dashboard.ui.loaders import class_collection, drawing_store, store
+from digitlab.drawings import DrawingsError, ImportReport, class_mode
+from digitlab.drawings.class_collection import CLASS_ENV
 from digitlab.store import RunError
 
 ACTION_ERRORS = (RunError, ReadOnlyError)  # what a refused rename, delete, start or stop raises
@@ -54,6 +55,16 @@ def delete_drawing(drawing_id: str) -> None:
 @writable("Importing drawings")
 def import_drawings(archive: bytes) -> ImportReport:
     return drawing_store().import_zip(archive)
+
+
+def add_class_drawing(session: str, rgba, label: int, stroke_width: int) -> str:
+    """Add a drawing to the class's collection for the tab ``session`` (widgets.session_id), within its bounds
+    (digitlab.drawings.class_collection): the only change a classroom server's visitors can make, and only when
+    class drawing is on."""
+    if not class_mode():
+        raise ReadOnlyError(f"Adding drawings to a class collection is turned off: whoever runs the dashboard can set "
+                            f"{CLASS_ENV}=1 to turn it on.")
+    return class_collection().add(session, rgba, label, stroke_width)
 
 
 def confirm_delete(key: str, pending: str, target: str, *, label: str, question: str, delete: Callable[[], None],

@@ -4,6 +4,7 @@ scores. Each is loaded once per server and again only when its files change."""
 from __future__ import annotations
 
 import os
+import threading
 
 import streamlit as st
 import torch
@@ -12,18 +13,40 @@ from digitlab.dashboard.jobs.coordinator import Coordinator
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.data import MNIST, DataNotFoundError, load_mnist
 from digitlab.device import describe, pick_device, prepare
-from digitlab.drawings import DrawingListing, DrawingScore, DrawingStore, score
+from digitlab.drawings import Answers, ClassCollection, DrawingListing, DrawingScore, DrawingStore
 from digitlab.predict import RunPredictions, predict, run_predictions
 from digitlab.significance import ComparisonError, mcnemar
-from digitlab.store import WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
+from digitlab.store import RUN_FILE, WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
 
 
 def store() -> RunStore:
     return RunStore()
 
 
+def _stamp(path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _listing(root: str, fingerprint: tuple) -> Listing:
+    return RunStore(root).list()
+
+
 def list_runs() -> Listing:
-    return store().list()
+    """Every run of the store. Every page lists the runs on every rerun (each pen-up on Draw), so the listing is read
+    again only when a run's files change (a stat of each), or while a run is "running": its trainer may die without
+    a file changing."""
+    runs = store()
+    if not runs.root.is_dir():
+        return runs.list()
+    fingerprint = tuple((entry.name, _stamp(entry / RUN_FILE), _stamp(entry / WEIGHTS_FILE))
+                        for entry in sorted(runs.root.iterdir()))
+    listing = _listing(str(runs.root), fingerprint)
+    return runs.list() if any(record.status == "running" for record in listing.runs) else listing
 
 
 def coordinator() -> Coordinator:
@@ -110,30 +133,51 @@ def drawing_store() -> DrawingStore:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
+def _known_drawings(root: str) -> dict:
+    """The drawings of the folder ``root`` read so far, by (name, time, size): each file is read once."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _drawings(root: str, fingerprint: tuple) -> DrawingListing:
-    return DrawingStore(root).list()
+    return DrawingStore(root).list(_known_drawings(root))
 
 
 def drawings() -> DrawingListing:
-    """Every saved drawing, read again only when a file of the folder changes (saved, relabelled, deleted)."""
+    """Every saved drawing, listed again only when a file of the folder changes (saved, relabelled, deleted), and
+    then reading only the files that did."""
     folder = drawing_store()
     return _drawings(str(folder.root), folder.fingerprint())
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _drawing_score(path: str, stamp: float, root: str, fingerprint: tuple) -> DrawingScore:
-    return score(loaded_run(path, stamp), _drawings(root, fingerprint).drawings)
+def _answers(path: str, stamp: float, root: str) -> Answers:
+    return Answers(loaded_run(path, stamp))
 
 
 def drawing_scores(records: list[RunRecord]) -> dict[str, DrawingScore]:
-    """Each run's answers on the saved drawings, by run id, in the order of ``records``, computed once per run and
-    state of the folder; runs whose weights went bad since the listing are left out."""
+    """Each run's answers on the saved drawings, by run id, in the order of ``records``, each drawing predicted once
+    per run; runs whose weights went bad since the listing are left out."""
     folder = drawing_store()
-    root, fingerprint = str(folder.root), folder.fingerprint()
+    listed = drawings().drawings
     scores = {}
     for record in records:
         try:
-            scores[record.id] = _drawing_score(*run_cache_key(record), root, fingerprint)
+            scores[record.id] = _answers(*run_cache_key(record), str(folder.root)).score(listed)
         except RunError:
             continue
     return scores
+
+
+_class_collections: dict[str, ClassCollection] = {}
+_class_collections_lock = threading.Lock()
+
+
+def class_collection() -> ClassCollection:
+    """The class's collection in the drawings folder: one per server and folder, which keeps each tab's bounds (a
+    module global, not a Streamlit cache: the menu's "Clear caches" must not reset them)."""
+    root = str(drawing_store().root.resolve())
+    with _class_collections_lock:
+        if root not in _class_collections:
+            _class_collections[root] = ClassCollection(DrawingStore(root))
+        return _class_collections[root]
