@@ -58,7 +58,7 @@ def canvas_and_guesses() -> None:
         clear_col, seen_col = st.columns([1, 1], vertical_alignment="top")
         if clear_col.button("Clear", icon=":material/ink_eraser:", key="draw.clear"):
             st.session_state["draw.canvas_generation"] += 1
-            st.rerun()
+            widgets.rerun_fragment()
         with seen_col:
             if image is None:
                 st.caption("The models see a 28 × 28 image: it appears here once you draw.")

@@ -9,6 +9,7 @@ from digitlab.bench.strokes import render_digit
 from digitlab.dashboard.access import ReadOnlyError
 from digitlab.drawings import DrawingStore
 from tests.test_app import app_env, assert_clean, canvas, draw_bars, open_app, shipped  # noqa: F401  (fixtures)
+from tests.test_drawings_page import assert_an_unwritable_folder_is_named_and_draw_still_predicts
 
 
 @pytest.fixture
@@ -50,14 +51,7 @@ def test_an_empty_canvas_cannot_be_added(class_server, canvas):
 
 def test_a_collection_folder_that_cannot_be_written_is_named_and_draw_still_predicts(class_server, canvas, tmp_path,
                                                                                      monkeypatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setenv("DIGITLAB_DRAWINGS", str(blocker / "drawings"))
-    at = open_app("pages/draw.py")
-    at.button(key="draw.save").click().run()
-    assert_clean(at)
-    assert any(str(blocker / "drawings") in e.value.replace("\\", "") for e in at.error)
-    assert draw_bars(at)
+    assert_an_unwritable_folder_is_named_and_draw_still_predicts(tmp_path, monkeypatch)
 
 
 def test_a_forged_delete_relabel_or_import_in_class_mode_is_refused_whoever_calls_it(class_server, canvas):

@@ -146,8 +146,9 @@ def test_draw_an_empty_canvas_cannot_be_saved(shipped, canvas):
     assert at.button(key="draw.save").disabled
 
 
-def test_draw_a_folder_that_cannot_be_written_is_named_and_the_canvas_still_works(shipped, canvas, tmp_path,
-                                                                                  monkeypatch):
+def assert_an_unwritable_folder_is_named_and_draw_still_predicts(tmp_path, monkeypatch) -> None:
+    """Keep a drawing (saved, or added to the class collection) into a drawings folder that cannot be created: the
+    error names the folder, and the guesses are still there."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("DIGITLAB_DRAWINGS", str(blocker / "drawings"))
@@ -155,7 +156,12 @@ def test_draw_a_folder_that_cannot_be_written_is_named_and_the_canvas_still_work
     at.button(key="draw.save").click().run()
     assert_clean(at)
     assert any(str(blocker / "drawings") in e.value.replace("\\", "") for e in at.error)
-    assert draw_bars(at)  # the guesses are still there
+    assert draw_bars(at)
+
+
+def test_draw_a_folder_that_cannot_be_written_is_named_and_the_canvas_still_works(shipped, canvas, tmp_path,
+                                                                                  monkeypatch):
+    assert_an_unwritable_folder_is_named_and_draw_still_predicts(tmp_path, monkeypatch)
 
 
 def test_draw_in_read_only_mode_cannot_save(shipped, canvas, monkeypatch):

@@ -49,6 +49,22 @@ def stroke_points(digit: int, box: tuple[float, float, float, float]) -> list[li
     return [[(left + x * (right - left), top + y * (bottom - top)) for x, y in stroke] for stroke in DIGIT_STROKES[digit]]
 
 
+def render_strokes(strokes: list[list[tuple[float, float]]], stroke_width: int = 18, size: int = 280,
+                   background: str = "transparent") -> np.ndarray:
+    """A (size, size, 4) uint8 RGBA canvas with ``strokes`` (canvas pixels) in white ink, as streamlit-drawable-canvas
+    returns it. background="transparent" leaves alpha 0 around the ink (the canvas's default); "black" fills it
+    opaque."""
+    fill = (0, 0, 0, 0) if background == "transparent" else (0, 0, 0, 255)
+    image = Image.new("RGBA", (size, size), fill)
+    pen = ImageDraw.Draw(image)
+    radius = stroke_width / 2
+    for stroke in strokes:
+        pen.line(stroke, fill=(255, 255, 255, 255), width=stroke_width, joint="curve")
+        for x, y in (stroke[0], stroke[-1]):  # round caps, as a brush leaves
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255, 255))
+    return np.asarray(image).copy()
+
+
 def render_digit(
     digit: int,
     box: tuple[float, float, float, float] = (70, 40, 210, 240),
@@ -57,20 +73,9 @@ def render_digit(
     background: str = "transparent",
     strokes: int | None = None,
 ) -> np.ndarray:
-    """A (size, size, 4) uint8 RGBA canvas with the digit in white ink, as streamlit-drawable-canvas returns it.
-
-    background="transparent" leaves alpha 0 around the ink (the canvas's default); "black" fills it opaque.
-    strokes: only the first that many strokes, as the canvas holds them after that many pen-ups (None: all).
-    """
-    fill = (0, 0, 0, 0) if background == "transparent" else (0, 0, 0, 255)
-    image = Image.new("RGBA", (size, size), fill)
-    pen = ImageDraw.Draw(image)
-    radius = stroke_width / 2
-    for stroke in stroke_points(digit, box)[:strokes]:
-        pen.line(stroke, fill=(255, 255, 255, 255), width=stroke_width, joint="curve")
-        for x, y in (stroke[0], stroke[-1]):  # round caps, as a brush leaves
-            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255, 255))
-    return np.asarray(image).copy()
+    """The digit fitted into box, rendered as render_strokes does; strokes: only the first that many, as the canvas
+    holds them after that many pen-ups (None: all)."""
+    return render_strokes(stroke_points(digit, box)[:strokes], stroke_width, size, background)
 
 
 def pen_digits(sizes: int = 3) -> torch.Tensor:

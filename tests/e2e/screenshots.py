@@ -4,7 +4,7 @@
 
 It serves the app over a temporary copy of the shipped checkpoints, trains the fast preset twice (seeds 0 and 1),
 and in the light and the dark theme takes: Home, Train mid-run, the classroom race mid-way and at its end, the Class
-board (over sixty drawings it makes, a few of them slanted), Compare
+board (sixty drawings by draw_thirty's unsteady hand, a few turned far), Compare
 (the runs beside the shipped ones), Compare
 grouped (the two fast runs as one band), Errors, Draw (a 7 drawn with the mouse) and Inside (that 7, the four
 shipped models side by side: at the top, and at their feature maps; then its Perturb and Adversarial views).
@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digitlab.bench.strokes import render_digit
+from digitlab.bench.strokes import render_strokes
 from digitlab.data import data_root
 from digitlab.drawings import DrawingStore
 from tests.conftest import REPO, real_data_root
 from tests.e2e.browser import LAUNCH_ARGS, Tab, copy_shipped, draw, find_chromium, serve_app
+from tests.e2e.draw_thirty import STROKE_WIDTHS, human_strokes
 
 VIEWPORT = {"width": 1400, "height": 1200}
 THEMES = ("light", "dark")
@@ -81,17 +82,16 @@ def inside_of_the_drawing(tab: Tab) -> None:
 
 
 def class_drawings(folder: Path, count: int = 60) -> None:
-    """A class's worth of drawings in ``folder``: every digit in several sizes, places and stroke widths, a few of
-    them slanted as people slant them (the ones a board shows as hard)."""
+    """A class's worth of drawings in ``folder``: every digit six times by an unsteady hand (draw_thirty's), in its
+    own size, place and slant, one in three written the other common way, in the three stroke widths; one in seven
+    dashed off, turned 45 to 70 degrees (what a board is for: the drawings that trip the models up)."""
     rng = random.Random(0)
     drawings = DrawingStore(folder)
     for n in range(count):
-        digit, width = n % 10, rng.choice((10, 14, 18, 24, 30))
-        left, top = rng.uniform(40, 110), rng.uniform(20, 60)
-        size = rng.uniform(0.7, 1.0)
-        rgba = render_digit(digit, (left, top, left + 120 * size, top + 200 * size), width, background="black")
-        if n % 3 == 2:
-            turn = rng.choice((-1, 1)) * rng.uniform(30, 60)
+        digit, width = n % 10, STROKE_WIDTHS[n % 3]
+        rgba = render_strokes(human_strokes(digit, rng, other_hand=n % 3 == 1), width, background="black")
+        if n % 7 == 6:
+            turn = rng.choice((-1, 1)) * rng.uniform(45, 70)
             rgba = np.asarray(Image.fromarray(rgba).rotate(turn, fillcolor=(0, 0, 0, 255)))
         drawings.save(rgba, digit, width)
 

@@ -8,15 +8,21 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser import Tab, copy_shipped, draw, save_drawing, serve_app, wait_until
+from tests.fakedata import write_tiny_mnist
 
 ADD, ADDED = "Add to the class collection", "Added a {label} to the class collection"
 
 
+pytestmark = pytest.mark.no_mnist
+
+
 @pytest.fixture(scope="module")
-def class_app(chromium_path, tmp_path_factory, e2e_data_root):
+def class_app(chromium_path, tmp_path_factory):
+    # The tests' small MNIST whatever DIGITLAB_DATA says: drawing and the board read no MNIST.
+    data = write_tiny_mnist(tmp_path_factory.mktemp("class-mnist"))
     store = copy_shipped(tmp_path_factory.mktemp("class") / "checkpoints")
     env = {"DIGITLAB_READ_ONLY": "1", "DIGITLAB_CLASS": "1"}
-    with serve_app(store, e2e_data_root, tmp_path_factory.mktemp("class-log") / "streamlit.log", env) as url:
+    with serve_app(store, data, tmp_path_factory.mktemp("class-log") / "streamlit.log", env) as url:
         yield url, store.parent / "drawings"
 
 

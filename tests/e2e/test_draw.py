@@ -1,8 +1,11 @@
 """Drawing with the mouse, as a person would: strokes of the size and place people use on a 280 px canvas."""
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser import draw
+
+pytestmark = pytest.mark.no_mnist  # Draw reads no MNIST
 
 
 def shown_digit(tab) -> str:

@@ -13,6 +13,7 @@ from tests.fakedata import write_tiny_mnist
 
 LANES = {"fast": ("fast", 250), "race-mlp": ("race-mlp", 250), "long lenet": ("race-lenet", 1000)}
 CHARTS = "train.charts"
+pytestmark = pytest.mark.no_mnist
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import Tab, serve_app
 from tests.fakedata import write_tiny_mnist
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.no_mnist]
 
 
 @pytest.fixture(scope="module")

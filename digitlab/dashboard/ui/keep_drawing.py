@@ -8,7 +8,7 @@ import streamlit as st
 from digitlab.dashboard.access import read_only
 from digitlab.dashboard.text import markdown_literal
 from digitlab.dashboard.ui import actions
-from digitlab.dashboard.ui.widgets import session_id
+from digitlab.dashboard.ui.widgets import rerun_fragment, session_id
 from digitlab.drawings import class_mode
 
 KEPT = "draw.saved"  # the label of the drawing just kept, for the next run's message
@@ -39,7 +39,7 @@ def keep_box(rgba, drawn: bool, guessed: int, stroke_width: int) -> None:
             else:
                 st.session_state["draw.canvas_generation"] += 1
                 st.session_state[KEPT] = label
-                st.rerun()
+                rerun_fragment()
         if (kept := st.session_state.pop(KEPT, None)) is not None:
             done = (f"Added a **{kept}** to the class collection: the **Class board** scores every model on the "
                     "class's drawings." if collecting else

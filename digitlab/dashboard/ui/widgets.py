@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.dashboard.ui.actions import ACTION_ERRORS, confirm_delete, delete_run
@@ -24,6 +25,15 @@ CONFIRM_DELETE_FOLDER = "unreadable.confirm"  # the folder whose deletion waits 
 def session_id() -> str:
     """Who this browser tab is, to tell "you" from "another tab" for the server's jobs."""
     return st.session_state.setdefault("digitlab.session", uuid.uuid4().hex)
+
+
+def rerun_fragment() -> None:
+    """Rerun only the fragment this click came from (on Draw, the canvas: what a classroom server answers thirty
+    of at once), or the whole page when the click came in a run of the whole page, where Streamlit refuses that."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
 
 
 def run_label(record: RunRecord) -> str:
