@@ -219,16 +219,19 @@ SEED_003_CNN = {"channels": [28], "hidden": 128, "pooling": "end", "dropout": 0.
 #   with weights only give 784a + ab + 10b = 109,184, i.e. a^2 - 966a + 107,264 = 0: a = 128, b = 64 (the other root,
 #   838, leaves b < 0). With biases there is no integer solution, nor with one hidden layer (794h = 109,184 has none).
 #   So 784-128-64-10 with no bias in any layer: 100,352 + 8,192 + 640 = 109,184; with BN on both hidden layers +384.
-# - CNN: the counts do not single out one network, and no two-conv one fits (with odd kernels every such count is
-#   even, and 2,143 is odd). The simplest fit in digitlab's cnn (3x3 convs, biases replaced by BN where BN is on):
-#   conv 1->5, 5->8, 8->3 unpadded (28 -> 26 -> 24 -> 22), one 2x2 max-pool (11x11), fc 363-4-10. Without BN:
-#   (45+5) + (360+8) + (216+3) + (1,452+4) + (40+10) = 2,143. With BN on the three convs each conv's bias (16) gives
-#   way to BN's gamma and beta (32): 2,143 + 16 = 2,159. This matches the counts, not a known layout.
+# - CNN: the counts do not single out one network, and no one- or two-conv one fits. In digitlab's cnn (3x3 convs,
+#   biases replaced by BN where BN is on, so BN adds one parameter per conv channel: 16 channels in all), 109 layouts
+#   have exactly 2,143. Most squeeze the image through one to three features; the layout here is one of the two whose
+#   narrowest point is widest (the other starts with a single channel): conv 1->6, 6->5, 5->5, padded, a 2x2 max-pool
+#   after each (28 -> 14 -> 7 -> 3 px), fc 45-28-10: (54+6) + (270+5) + (225+5) + (1,260+28) + (280+10) = 2,143, and
+#   with BN 2,159. Seed 002's settings, one epoch (seeds 0-2): 96.3-96.8% with BN (the write-up: 96.83%), 89-93% without
+#   (95.95%). Eight other layouts trained the same way did no better without BN (at most 92.0%, and some seeds stayed at
+#   chance), and the previous fit (conv 5-8-3 unpadded, fc 363-4-10) reached 29-90% in three epochs.
 SEED_002_SGD = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 100,
                 "epochs": 100}
 SEED_002_MLP = {"hidden": [128, 64], "bias": False}
-SEED_002_CNN = {"channels": [5, 8, 3], "hidden": 4, "pooling": "end", "dropout": 0.0, "conv_dropout": 0.0,
-                "dense_batch_norm": False}
+SEED_002_CNN = {"channels": [6, 5, 5], "hidden": 28, "pooling": "each", "padding": "same", "dropout": 0.0,
+                "conv_dropout": 0.0, "dense_batch_norm": False}
 
 FAST = TrainConfig(model="cnn", model_options={"channels": [8, 32], "first_kernel": 5, "padding": "valid",
                                                "pooling": "each", "hidden": 256, "dropout": 0.0, "conv_dropout": 0.0},
@@ -285,13 +288,15 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(model="mlp", model_options={**SEED_002_MLP, "batch_norm": True}, **SEED_002_SGD),
     ),
     "seed-002-cnn": Preset(
-        "A CNN with seed 002's parameter count without BatchNorm (2,143; conv 5-8-3, fc 363-4-10: its layout is not "
-        "in the text), SGD lr 0.1 momentum 0.9, weight decay 1e-4, batch 100, 100 epochs.",
+        "A CNN with seed 002's parameter count without BatchNorm (2,143; its layout is not in the text): 3x3 convs of "
+        "6, 5 and 5 channels, padded, a max-pool after each, fc 45-28-10; SGD lr 0.1 momentum 0.9, weight decay 1e-4, "
+        "batch 100, 100 epochs. After one epoch 89-93% (seeds 0-2), short of the write-up's 95.95%: none of the nine "
+        "layouts of this family with 2,143 parameters tried passed 93.2% without BatchNorm.",
         TrainConfig(model="cnn", model_options=SEED_002_CNN, **SEED_002_SGD),
     ),
     "seed-002-cnn-bn": Preset(
         "The seed-002-cnn network with BatchNorm on its convs (2,159 parameters, as seed 002's), SGD lr 0.1 momentum "
-        "0.9, weight decay 1e-4, batch 100, 100 epochs.",
+        "0.9, weight decay 1e-4, batch 100, 100 epochs. After one epoch 96.3-96.8% (seeds 0-2; the write-up: 96.83%).",
         TrainConfig(model="cnn", model_options={**SEED_002_CNN, "batch_norm": True}, **SEED_002_SGD),
     ),
     "seed-003-cnn": Preset(
