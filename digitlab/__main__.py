@@ -20,7 +20,7 @@ from digitlab.device import DeviceUnavailableError
 from digitlab.drawings import DrawingsError
 from digitlab.engine import BatchEnd, EpochEnd, RunEnd, RunStart, train
 from digitlab.recorder import record_training
-from digitlab.store import RunError, RunStore, ship_run
+from digitlab.store import RunError, RunStore
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -187,8 +187,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ship(args: argparse.Namespace) -> int:
-    record = ship_run(RunStore(args.out), args.run)
-    print(f"shipped {record.id}")
+    """Ship the run if it beats the checkpoint it would replace (digitlab.shipping); a refusal is bad input."""
+    from digitlab.shipping import ship
+
+    data = load_mnist(args.data, download=not args.no_download)
+    bar, progress = _progress_bar(args.quiet, desc="scoring", unit="set")
+    with bar:
+        report = ship(RunStore(args.out), args.run, data, progress)
+    print(f"shipped {report.record.id}: {report.scores.line()}")
+    if report.replaced is not None:
+        print(f"it replaced a checkpoint with {report.replaced.line()}")
     return 0
 
 
@@ -200,10 +208,12 @@ def _check_workers(workers: int) -> None:
         raise CliError(f"--workers must be from 1 to {MAX_WORKERS}, got {workers}")
 
 
-def _study_bar(total: int, quiet: bool = False) -> tuple[tqdm, Callable[[int, int], None]]:
-    bar = tqdm(total=total, unit="trial", dynamic_ncols=True, disable=quiet)
+def _progress_bar(quiet: bool, **options: Any) -> tuple[tqdm, Callable[[int, int], None]]:
+    """A tqdm bar and the (done, total) callback the library's long tasks report to."""
+    bar = tqdm(dynamic_ncols=True, disable=quiet, **options)
 
     def progress(done: int, total: int) -> None:
+        bar.total = total
         bar.update(done - bar.n)
 
     return bar, progress
@@ -229,7 +239,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         grid=study.parse_grid(args.grid, "--grid"), search=study.parse_search(args.search, "--search"),
         trials=args.trials, prune=args.prune, epochs=args.epochs, validation_size=args.validation)
     data = load_mnist(args.data, download=not args.no_download)
-    bar, progress = _study_bar(spec.total, args.quiet)
+    bar, progress = _progress_bar(args.quiet, total=spec.total, unit="trial")
     stop, previous = _stop_on_sigint()
     try:
         summary = study.run_study(spec, data, args.out, args.storage, workers=min(args.workers, spec.total),
@@ -247,7 +257,7 @@ def cmd_study_work(args: argparse.Namespace) -> int:
     storage = study.open_storage(args.storage, args.out)
     found, spec = study.load_study(args.name, storage)
     data = load_mnist(args.data, download=not args.no_download)
-    bar, progress = _study_bar(spec.total, args.quiet)
+    bar, progress = _progress_bar(args.quiet, total=spec.total, unit="trial")
     stop, previous = _stop_on_sigint()
     tick = lambda: progress(study.summarize(found, spec).ended, spec.total)  # noqa: E731
     try:
@@ -299,12 +309,8 @@ def cmd_robustness(args: argparse.Namespace) -> int:
             print(f"error: {run_id}: {err}", file=sys.stderr)
             failed = True
             continue
-        with tqdm(total=len(robustness.CORRUPTIONS), desc=run.id, unit="set", disable=args.quiet) as bar:
-
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
+        bar, progress = _progress_bar(args.quiet, total=len(robustness.CORRUPTIONS), desc=run.id, unit="set")
+        with bar:
             results[run.id] = robustness.corruption_benchmark(run, data, progress)
     if results:
         print(robustness.format_table(results))
@@ -362,9 +368,11 @@ def parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("ship", help="turn a run into a protected shipped checkpoint named shipped-<model>")
+    p = sub.add_parser("ship", help="make a run the shipped checkpoint of its architecture (shipped-<model>), "
+                                    "replacing the current one only if it beats it on test accuracy and MNIST-C mean")
     p.add_argument("run", help="run id")
     common(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("study", help="repeats, grids and searches of many runs, on Optuna (digitlab.study)")

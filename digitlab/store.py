@@ -431,18 +431,3 @@ def _trainer_alive(path: Path) -> bool:
 def _shown_interrupted(record: RunRecord) -> RunRecord:
     """A "running" record whose trainer is gone, as it is shown where it cannot be rewritten."""
     return replace(record, data={**record.data, "status": "interrupted", "message": INTERRUPTED_MESSAGE})
-
-
-def ship_run(store: RunStore, run_id: str) -> RunRecord:
-    """Make a completed run the shipped checkpoint of its architecture: folder shipped-<model>, protected."""
-    record = store.read(run_id)
-    if record.status != "completed":
-        raise RunError(f"only completed runs can be shipped; {record.name} is {record.status}")
-    target = store.path_for(SHIPPED_PREFIX + record.config.model)
-    if target.exists():
-        raise RunError(f"{target.name} already exists; move it away first")
-    name = record.config.name or f"{record.config.model} (shipped)"
-    write_json(record.path / RUN_FILE, {**record.data, "shipped": True, "name": name})
-    (record.path / LOCK_FILE).unlink(missing_ok=True)
-    os.replace(record.path, target)
-    return store.read(target.name)

@@ -78,3 +78,16 @@ def test_presets_lists_every_preset(capsys):
     out = capsys.readouterr().out
     for name in ("fast", "seed-cnn", "seed-lenet", "seed-mlp", "seed-resnet", "seed-lenet3"):
         assert name in out
+
+
+def test_ship_scores_the_run_ships_it_and_refuses_a_second_that_is_no_better(tiny_data_root, store_root, capsys):
+    common = ["--data", str(tiny_data_root), "--out", str(store_root), "--no-download"]
+    runs = []
+    for seed in (0, 0):  # the same seed twice: the second run is exactly as good, so not better
+        assert main(train_args(tiny_data_root, store_root, "--seed", str(seed))) == 0
+        runs.append(FINAL_LINE.match(capsys.readouterr().out.strip().splitlines()[-1]).group(1))
+    assert main(["ship", runs[0], "--quiet", *common]) == 0
+    assert capsys.readouterr().out.startswith("shipped shipped-")
+    assert main(["ship", runs[1], "--quiet", *common]) == 2
+    assert "does not beat shipped-" in capsys.readouterr().err
+    assert RunStore(store_root).read(runs[1]).status == "completed"  # still there, unshipped

@@ -12,6 +12,7 @@ import torch
 from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import RunRecorder, downsample, record_training
+from digitlab.shipping import ship
 from digitlab.store import (
     INTERRUPTED_MESSAGE,
     LOCK_FILE,
@@ -23,7 +24,6 @@ from digitlab.store import (
     RunStore,
     atomic_write,
     load_run,
-    ship_run,
     write_json,
 )
 
@@ -197,13 +197,13 @@ def test_downsample_bounds_the_points_and_keeps_the_mean():
     assert downsample(values[:5], 2000) == values[:5]
 
 
-def test_delete_rename_and_shipped_protection(trained):
+def test_delete_rename_and_shipped_protection(trained, tiny_data):
     store, record = trained
     store.rename(record.id, "  renamed  ")
     assert store.read(record.id).name == "renamed"
     with pytest.raises(RunError):
         store.rename(record.id, "   ")
-    shipped = ship_run(store, record.id)
+    shipped = ship(store, record.id, tiny_data).record
     assert shipped.id == "shipped-mlp" and shipped.shipped
     with pytest.raises(ProtectedRunError):
         store.delete(shipped.id)

@@ -1,0 +1,83 @@
+"""Shipping a run: scored on the test set and MNIST-C, it replaces its architecture's checkpoint only when it beats it
+on both; every refusal says why and changes nothing."""
+
+import json
+
+import pytest
+
+from digitlab import shipping
+from digitlab.config import TrainConfig
+from digitlab.engine import train
+from digitlab.recorder import record_training
+from digitlab.shipping import Scores, ShipRefusedError, ship
+from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore
+
+TINY = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=64, epochs=1)
+
+
+def trained(store: RunStore, data, seed: int):
+    return record_training(store, TINY.replace(seed=seed), train(TINY.replace(seed=seed), data))
+
+
+def folder_bytes(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def test_a_first_checkpoint_is_scored_and_shipped(store_root, tiny_data):
+    store = RunStore(store_root)
+    record = trained(store, tiny_data, 0)
+    report = ship(store, record.id, tiny_data)
+    assert report.record.id == "shipped-mlp" and report.record.shipped and report.replaced is None
+    assert not record.path.exists()
+    assert 0 <= report.scores.corruption_mean <= 1 and report.scores.test_acc == pytest.approx(
+        report.record.final["test_acc"])
+
+
+@pytest.fixture
+def incumbent_and_candidate(store_root, tiny_data, monkeypatch):
+    """A shipped MLP and a new completed MLP, with the scores each is given (by run folder) instead of measured."""
+    store = RunStore(store_root)
+    ship(store, trained(store, tiny_data, 0).id, tiny_data)
+    candidate = trained(store, tiny_data, 1)
+    given = {}
+    monkeypatch.setattr(shipping, "scores", lambda run, data, progress=None: given[run.record.path.name])
+    return store, candidate, given
+
+
+@pytest.mark.parametrize("new", [Scores(0.99, 0.80), Scores(0.95, 0.90), Scores(0.97, 0.85)])
+def test_a_run_not_better_on_both_scores_is_refused_and_nothing_changes(incumbent_and_candidate, tiny_data, new):
+    store, candidate, given = incumbent_and_candidate
+    given.update({"shipped-mlp": Scores(0.97, 0.85), candidate.id: new})
+    before = (folder_bytes(store.root / "shipped-mlp"), folder_bytes(candidate.path))
+    with pytest.raises(ShipRefusedError, match="does not beat shipped-mlp on") as refused:
+        ship(store, candidate.id, tiny_data)
+    assert "nothing was changed" in str(refused.value)
+    assert (folder_bytes(store.root / "shipped-mlp"), folder_bytes(candidate.path)) == before
+
+
+def test_a_run_better_on_both_replaces_the_checkpoint(incumbent_and_candidate, tiny_data):
+    store, candidate, given = incumbent_and_candidate
+    given.update({"shipped-mlp": Scores(0.97, 0.85), candidate.id: Scores(0.98, 0.86)})
+    weights = (candidate.path / WEIGHTS_FILE).read_bytes()
+    report = ship(store, candidate.id, tiny_data)
+    assert report.replaced == Scores(0.97, 0.85) and report.scores == Scores(0.98, 0.86)
+    assert (store.root / "shipped-mlp" / WEIGHTS_FILE).read_bytes() == weights
+    assert json.loads((store.root / "shipped-mlp" / RUN_FILE).read_text())["config"]["seed"] == 1
+    assert sorted(p.name for p in store.root.iterdir() if not p.name.startswith(".")) == ["shipped-mlp"]
+
+
+def test_weights_over_the_limit_an_unfinished_run_and_a_shipped_one_are_refused(store_root, tiny_data, monkeypatch):
+    store = RunStore(store_root)
+    record = trained(store, tiny_data, 0)
+    monkeypatch.setattr(shipping, "MAX_CHECKPOINT_BYTES", 1000)
+    with pytest.raises(ShipRefusedError, match="must stay under"):
+        ship(store, record.id, tiny_data)
+    monkeypatch.undo()
+    data = json.loads((record.path / RUN_FILE).read_text())
+    (record.path / RUN_FILE).write_text(json.dumps({**data, "status": "stopped"}))
+    with pytest.raises(ShipRefusedError, match="only completed runs"):
+        ship(store, record.id, tiny_data)
+    (record.path / RUN_FILE).write_text(json.dumps(data))
+    shipped = ship(store, record.id, tiny_data).record
+    with pytest.raises(ShipRefusedError, match="shipped checkpoint already"):
+        ship(store, shipped.id, tiny_data)
