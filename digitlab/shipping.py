@@ -68,8 +68,8 @@ def ship(store: RunStore, run_id: str, data: MNIST | None = None, progress: Prog
         if behind:
             raise ShipRefusedError(f"{record.name} does not beat {target.name} on {' and '.join(behind)} "
                                    f"({candidate.line()}, against {current.line()}); nothing was changed")
-    name = record.config.name or f"{record.config.model} (shipped)"
-    write_json(record.path / RUN_FILE, {**record.data, "shipped": True, "name": name})
+    # Named as every shipped checkpoint is, whatever the run was called: the pages list them as "cnn (shipped)".
+    write_json(record.path / RUN_FILE, {**record.data, "shipped": True, "name": f"{record.config.model} (shipped)"})
     (record.path / LOCK_FILE).unlink(missing_ok=True)
     # The replaced checkpoint steps aside under a name the store lists as a run (never swept as trash): a crash
     # between the two renames leaves both runs readable.

@@ -10,7 +10,9 @@ from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import record_training
 from digitlab.shipping import Scores, ShipRefusedError, ship
+from digitlab.predict import run_predictions
 from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore
+from tests.test_app import app_env, assert_clean, open_app, several_runs  # noqa: F401  (fixtures)
 
 TINY = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=64, epochs=1)
 
@@ -81,3 +83,28 @@ def test_weights_over_the_limit_an_unfinished_run_and_a_shipped_one_are_refused(
     shipped = ship(store, record.id, tiny_data).record
     with pytest.raises(ShipRefusedError, match="shipped checkpoint already"):
         ship(store, shipped.id, tiny_data)
+
+
+def test_the_pages_show_the_new_checkpoint_and_nothing_cached_of_the_old(several_runs, tiny_data, monkeypatch):
+    """Errors for shipped-mlp, then a far weaker MLP shipped in its place in the same server: Errors and Compare
+    show the new weights' figures, not the old checkpoint's cached ones."""
+    store = RunStore(several_runs)
+    tiny = next(record for record in store.list().runs if record.name == "tiny mlp")
+    expected = run_predictions(store.load(tiny.id), tiny_data)
+    at = open_app("pages/errors.py")
+    at.selectbox(key="errors.run").set_value("shipped-mlp").run()
+    before = at.subheader[0].value
+    given = {"shipped-mlp": Scores(0.5, 0.5), tiny.id: Scores(0.6, 0.6)}
+    monkeypatch.setattr(shipping, "scores", lambda run, data, progress=None: given[run.record.path.name])
+    ship(store, tiny.id, tiny_data)
+
+    at.selectbox(key="errors.run").set_value("shipped-mlp").run()
+    assert_clean(at)
+    after = at.subheader[0].value
+    wrong = int(after.split(" of ")[0].replace(",", ""))
+    assert after != before and wrong == len(expected.misclassified), after
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="compare.runs").set_value(["shipped-mlp"]).run()
+    assert_clean(at)
+    (row,) = at.table[0].value.to_dict("records")
+    assert row["Run"] == "mlp (shipped)" and expected.accuracy in row.values(), row
