@@ -8,13 +8,15 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 
 from digitlab.dashboard.charts import base_layout, colour_for
+from digitlab.dashboard.drawings import digit_counts
 from digitlab.dashboard.text import plotly_literal
 from digitlab.drawings import DIGITS, Drawing, DrawingScore
 
 
 def hardest(drawings: Sequence[Drawing], scores: Mapping[str, DrawingScore], count: int) -> list[Drawing]:
     """The ``count`` drawings most of the models get wrong (at least one), most wrong first, then newest first."""
-    wrong = {d.id: sum(d.id in set(result.wrong) for result in scores.values()) for d in drawings}
+    wrong_sets = [set(result.wrong) for result in scores.values()]
+    wrong = {d.id: sum(d.id in wrong_ids for wrong_ids in wrong_sets) for d in drawings}
     missed = [d for d in drawings if wrong[d.id]]
     return sorted(missed, key=lambda d: (wrong[d.id], d.saved_at, d.id), reverse=True)[:count]
 
@@ -22,10 +24,7 @@ def hardest(drawings: Sequence[Drawing], scores: Mapping[str, DrawingScore], cou
 def per_digit_figure(scores: Mapping[str, DrawingScore], names: Mapping[str, str]) -> go.Figure:
     """Each model's accuracy on the class's drawings of each digit, as bars side by side; the x axis says how many
     drawings each digit has."""
-    counts = {digit: 0 for digit in DIGITS}
-    for result in scores.values():
-        counts = {digit: count for digit, (_, count) in result.per_digit.items()}
-        break
+    counts = digit_counts(scores)
     x = [f"{digit} (n={counts[digit]})" for digit in DIGITS]
     bars = []
     for i, (run_id, result) in enumerate(scores.items()):
