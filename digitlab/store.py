@@ -291,6 +291,15 @@ class RunStore:
         except OSError:  # a store that cannot be written: show what it is, write nothing
             return _shown_interrupted(record)
 
+    def fingerprint(self) -> tuple:
+        """(name, run.json's stamp, the weights' stamp) per entry of the store, a stamp being (mtime_ns, size, inode)
+        or None: changes whenever a run is added, written, renamed or removed, so that a listing can be kept by it.
+        A run whose trainer dies changes nothing here."""
+        if not self.root.is_dir():
+            return ()
+        return tuple((entry.name, _stamp(entry / RUN_FILE), _stamp(entry / WEIGHTS_FILE))
+                     for entry in sorted(self.root.iterdir()))
+
     def list(self) -> Listing:
         """Every run, newest first, and every folder that could not be read with the reason."""
         runs, unreadable = [], []
@@ -426,6 +435,14 @@ def _trainer_alive(path: Path) -> bool:
     except OSError as err:  # BlockingIOError: the trainer holds it; any other: no lock file, no trainer held one
         return isinstance(err, BlockingIOError)
     return False
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 def _shown_interrupted(record: RunRecord) -> RunRecord:

@@ -16,37 +16,32 @@ from digitlab.device import describe, pick_device, prepare
 from digitlab.drawings import Answers, ClassCollection, DrawingListing, DrawingScore, DrawingStore
 from digitlab.predict import RunPredictions, predict, run_predictions
 from digitlab.significance import ComparisonError, mcnemar
-from digitlab.store import RUN_FILE, WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
+from digitlab.store import WEIGHTS_FILE, Listing, LoadedRun, RunError, RunRecord, RunStore
 
 
 def store() -> RunStore:
     return RunStore()
 
 
-def _stamp(path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size, stat.st_ino
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _listing(root: str, fingerprint: tuple) -> Listing:
-    return RunStore(root).list()
+def _last_listing(root: str) -> dict:
+    """The store's last listing and the fingerprint it was read at, for every session of the server."""
+    return {}
 
 
 def list_runs() -> Listing:
     """Every run of the store. Every page lists the runs on every rerun (each pen-up on Draw), so the listing is read
-    again only when a run's files change (a stat of each), or while a run is "running": its trainer may die without
-    a file changing."""
+    again only when the store's fingerprint changes (a stat of each run's files), or while a run is "running": its
+    trainer may die without a file changing."""
     runs = store()
-    if not runs.root.is_dir():
-        return runs.list()
-    fingerprint = tuple((entry.name, _stamp(entry / RUN_FILE), _stamp(entry / WEIGHTS_FILE))
-                        for entry in sorted(runs.root.iterdir()))
-    listing = _listing(str(runs.root), fingerprint)
-    return runs.list() if any(record.status == "running" for record in listing.runs) else listing
+    fingerprint = runs.fingerprint()  # before the listing: a change while it is read makes the next call read again
+    last = _last_listing(str(runs.root))
+    listing = last.get("listing")
+    if (listing is None or last.get("fingerprint") != fingerprint
+            or any(record.status == "running" for record in listing.runs)):
+        listing = runs.list()
+        last.update(fingerprint=fingerprint, listing=listing)
+    return listing
 
 
 def coordinator() -> Coordinator:
