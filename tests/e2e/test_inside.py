@@ -55,10 +55,13 @@ def test_a_drawing_then_an_errors_card_open_inside_for_two_models(new_tab):
 
     tab.open(f"errors?run={MODELS[0]}")
     tab.page.wait_for_selector("text=test images misclassified", timeout=60000)
-    card = tab.page.locator("[data-testid='stHtml'] figure").first
-    true_digit = int(card.locator("figcaption").inner_text().split("→")[0])
+    # The caption and the button of one card, read through their card: the captions are st.html, whose code the
+    # browser loads lazily, so the first caption on the page may belong to another card than the first button.
     card_button = tab.page.get_by_role("button", name=re.compile(r"^#\d+$")).first
     index = int(card_button.inner_text().strip().lstrip("#"))
+    card = card_button.locator("xpath=ancestor::div[.//figure][1]")
+    expect(card.locator("figure")).to_have_count(1, timeout=30000)
+    true_digit = int(card.locator("figcaption").inner_text(timeout=30000).split("→")[0])
     card_button.click()  # the card opens larger, in a dialog with the link
     tab.page.get_by_role("dialog").get_by_role("link", name="Look inside").click()
     tab.page.wait_for_url(re.compile(rf"/inside\?test={index}&run={MODELS[0]}"), timeout=30000)
