@@ -238,6 +238,11 @@ FAST = TrainConfig(model="cnn", model_options={"channels": [8, 32], "first_kerne
                    optimizer="adam", lr=0.008, beta1=0.7, beta2=0.9, batch_size=192, epochs=1, schedule="onecycle",
                    cycle_momentum=False, label_smoothing=0.1)
 
+# What the best-* recipes train on, besides MNIST itself: none is a benchmark corruption at its setting.
+DISTORT = ("Augmentation (distort), each drawn per image: shifts up to 2 px, rotations up to 12°, zoom 0.88-1.12, "
+           "shear up to 0.15, the strokes of 40% of the images 1 px thicker or thinner, and Gaussian noise (std up "
+           "to 0.3) on half of them")
+
 PRESETS: dict[str, Preset] = {
     "fast": Preset(
         "99% in one epoch, under 3 s on a 2-core CPU. A narrow CNN: a 5x5 conv (8 channels) and a 3x3 conv (32), "
@@ -358,6 +363,38 @@ PRESETS: dict[str, Preset] = {
         "The shipped ResNet: stem 32, stages 32-64-128 (14 -> 7 -> 4 px), shifted and rotated images, one-cycle.",
         TrainConfig(model="resnet", optimizer="adamw", lr=0.004, weight_decay=0.05, batch_size=128, epochs=12,
                     schedule="onecycle", augment="shift_rotate", label_smoothing=0.05),
+    ),
+    # Recipes robust to the MNIST-C corruptions without training on any: see DISTORT and digitlab.input_norm.
+    "robust-mlp": Preset(
+        "A robust MLP: 784-1024-1024-10 with dropout 0.3 and no BatchNorm (its batch statistics, learnt on clean "
+        "digits, mislead it on noisy ones), each image normalised (strokes: its background taken out, then mean 0 "
+        f"and std 1). {DISTORT}. AdamW one-cycle to 0.003, weight decay 0.05, batch 256, 60 epochs, label "
+        "smoothing 0.05. Seed 0 on a 2-core CPU: 99.20% on the test set, MNIST-C mean 95.7% (lowest: zigzag 84.4%), "
+        "13.5 min.",
+        TrainConfig(model="mlp", model_options={"hidden": [1024, 1024], "dropout": 0.3, "input_norm": "strokes"},
+                    optimizer="adamw", lr=0.003, weight_decay=0.05, batch_size=256, epochs=60, schedule="onecycle",
+                    augment="distort", label_smoothing=0.05),
+    ),
+    "robust-lenet": Preset(
+        "A robust LeNet-5: dropout 0.1, no BatchNorm, each image normalised (strokes: its background taken out, "
+        f"then mean 0 and std 1). {DISTORT}. AdamW one-cycle to 0.004, weight decay 0.05, batch 128, 45 epochs, "
+        "label smoothing 0.05. Seed 0 on a 2-core CPU: 99.44% on the test set, MNIST-C mean 96.6% (lowest: zigzag "
+        "85.4%), 8.7 min.",
+        TrainConfig(model="lenet", model_options={"dropout": 0.1, "input_norm": "strokes"}, optimizer="adamw",
+                    lr=0.004, weight_decay=0.05, batch_size=128, epochs=45, schedule="onecycle", augment="distort",
+                    label_smoothing=0.05),
+    ),
+    "robust-cnn": Preset(
+        "A robust CNN: a 5x5 conv of 32 and a 3x3 conv of 64, padded, a pool after each, fc 3136-256-10 with "
+        "dropout 0.3, no BatchNorm (its batch statistics, learnt on clean digits, mislead it on noisy ones), each "
+        f"image normalised (strokes: its background taken out, then mean 0 and std 1). {DISTORT}. AdamW one-cycle to "
+        "0.004, weight decay 0.05, batch 128, 42 epochs, label smoothing 0.05. Seeds 0 and 1 on a 2-core CPU: 99.63% "
+        "on the test set, MNIST-C mean 96.2% (lowest: Canny edges 75%), 18 min.",
+        TrainConfig(model="cnn", model_options={"channels": [32, 64], "first_kernel": 5, "hidden": 256,
+                                                "pooling": "each", "dropout": 0.3, "conv_dropout": 0.0,
+                                                "input_norm": "strokes"},
+                    optimizer="adamw", lr=0.004, weight_decay=0.05, batch_size=128, epochs=42, schedule="onecycle",
+                    augment="distort", label_smoothing=0.05),
     ),
 }
 

@@ -23,6 +23,7 @@ from torch import nn
 from digitlab.cache import CacheEntry, cached, is_cached, run_entry
 from digitlab.data import MNIST, load_mnist, scale_pixels, split_fingerprint
 from digitlab.device import bulk_inference, configure_cpu
+from digitlab.input_norm import InputNormalization
 from digitlab.models import Flatten
 from digitlab.store import LoadedRun
 
@@ -128,6 +129,9 @@ def _taps(model: nn.Module) -> list[_Tap]:
         elif isinstance(module, _POOLS):
             taps.append(_Tap(named("pool"), "pool", activation or path))
             i = j
+        elif isinstance(module, InputNormalization):  # what the first layer is given: the page taken away
+            taps.append(_Tap("input", "normalised input", path))
+            i += 1
         elif _is_block(module):
             taps.append(_Tap(named("block"), "residual block", path))
             i += 1

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitlab.input_norm import INPUT_NORMS, InputNormalization
+
 NUM_CLASSES = 10
 # Bounds that give "the largest model the form allows" a definite size: widths of a layer, layers in a list, and
 # parameters in all (200 MB of fp32 weights by default; DIGITLAB_MAX_PARAMETERS moves it).
@@ -58,6 +60,9 @@ OPTION_HELP = {
     "dense_batch_norm": "With batch_norm, BatchNorm on the hidden dense layer too; false: on the convs only.",
     "shortcut_bn": "BatchNorm after each 1x1 projection shortcut; seed 000's shortcut has none.",
     "conv_bias": "Every conv carries a bias even before BatchNorm, as seed 000's (PyTorch's default).",
+    "input_norm": "Each image normalised before the first layer: standardize (mean 0, std 1), or strokes (its "
+                  "background, anything wider than a stroke, taken out first): a grey, fogged or shaded page reads "
+                  "as a black one. none: as trained on MNIST.",
 }
 
 
@@ -78,7 +83,7 @@ def register(name: str, choices: dict[str, tuple[str, ...]] | None = None):
 
 def option_choices(name: str) -> dict[str, tuple[str, ...]]:
     _builder(name)
-    return _CHOICES[name]
+    return {**_CHOICES[name], "input_norm": INPUT_NORMS}
 
 
 def list_models() -> list[str]:
@@ -89,18 +94,14 @@ def _builder(name: str) -> Callable[..., nn.Module]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownModelError(
-            f"unknown model {name!r}; known models: {', '.join(list_models())}"
-        ) from None
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}") from None
 
 
 def default_options(name: str) -> dict[str, Any]:
     """The options a model accepts, with their defaults (tuples as lists, as in JSON)."""
     params = inspect.signature(_builder(name)).parameters
-    return {
-        key: list(p.default) if isinstance(p.default, tuple) else p.default
-        for key, p in params.items()
-    }
+    own = {key: list(p.default) if isinstance(p.default, tuple) else p.default for key, p in params.items()}
+    return {**own, "input_norm": "none"}
 
 
 def option_errors(name: str, options: dict[str, Any]) -> dict[str, str]:
@@ -110,11 +111,8 @@ def option_errors(name: str, options: dict[str, Any]) -> dict[str, str]:
         known = default_options(name)
     except UnknownModelError as err:
         return {"model": str(err)}
-    errors = {
-        key: f"{name} has no option {key!r}; its options are: {', '.join(known)}"
-        for key in options
-        if key not in known
-    }
+    errors = {key: f"{name} has no option {key!r}; its options are: {', '.join(known)}"
+              for key in options if key not in known}
     if errors:
         return errors
     try:
@@ -137,8 +135,13 @@ def parameter_count(name: str, options: dict[str, Any]) -> int:
         return count_parameters(create_model(name, **options))
 
 
-def create_model(name: str, **options: Any) -> nn.Module:
-    return _builder(name)(**options)
+def create_model(name: str, input_norm: str = "none", **options: Any) -> nn.Module:
+    """The model ``name`` built with ``options``; every model also takes ``input_norm`` (digitlab.input_norm), a
+    first layer of the same nn.Sequential, so its layers keep their names' order after it."""
+    model = _builder(name)(**options)
+    if _check_choice("input_norm", input_norm, INPUT_NORMS) == "none":
+        return model
+    return nn.Sequential(InputNormalization(input_norm), *model)
 
 
 def count_parameters(model: nn.Module) -> int:

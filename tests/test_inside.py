@@ -37,6 +37,8 @@ SHIPPED_SHAPES = {
                ("block3", "residual block", (128, 4, 4)), ("pool1", "pool", (128, 1, 1)),
                ("output", "output", (10,))],
 }
+# A model with an input normalisation shows the image as its first layer is given it, before the rest.
+INPUT_TAP = ("input", "normalised input", (1, 28, 28))
 # Other layouts of the same builders, on the weights of a shipped run of that architecture.
 VARIANTS = {
     # unpadded 3x3 convs 32 (26), 64 (24), one pool at the end (12), fc 128
@@ -49,6 +51,9 @@ VARIANTS = {
                                ("conv2", "conv", (16, 6, 6)), ("pool2", "pool", (16, 3, 3)),
                                ("conv3", "conv", (120, 1, 1)), ("fc1", "dense", (84,)), ("output", "output", (10,))]),
 }
+# The image normalised per image first, as the model's first layer sees it, then the layers of the pooling-end CNN.
+VARIANTS["cnn", "input_norm strokes"] = ({"input_norm": "strokes"},
+                                         [INPUT_TAP, *VARIANTS["cnn", "pooling end"][1]])
 
 
 @pytest.fixture
@@ -68,7 +73,8 @@ def described(maps) -> list[tuple[str, str, tuple[int, ...]]]:
 def test_feature_maps_of_every_registered_architecture_have_the_shapes_worked_out_by_hand(runs, name):
     assert name in SHIPPED_SHAPES, f"work out {name}'s feature-map shapes by hand and add them here"
     maps = inside.feature_maps(runs[name], drawn(runs[name]))
-    assert described(maps) == SHIPPED_SHAPES[name]
+    normalised = runs[name].config.model_options.get("input_norm", "none") != "none"
+    assert described(maps) == [INPUT_TAP] * normalised + SHIPPED_SHAPES[name]
     output = maps[-1].values
     assert torch.allclose(output.sum(), torch.tensor(1.0)) and output.argmax().item() == 7
     for m in maps:
@@ -87,8 +93,10 @@ def test_a_conv_map_is_its_conv_output_after_the_activation_even_when_pooled_bef
     run = runs["cnn"]  # conv, BN, max-pool, ReLU
     image = drawn(run)
     conv1 = inside.feature_maps(run, image)[0]
-    with torch.inference_mode():
-        expected = torch.relu(run.model[1](run.model[0](image)))[0]
+    layers = list(run.model)
+    first_conv = next(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Conv2d))
+    with torch.inference_mode():  # the layers before it (an input normalisation), the conv, its BatchNorm
+        expected = torch.relu(torch.nn.Sequential(*layers[:first_conv + 2])(image))[0]
     assert torch.allclose(conv1.values, expected, atol=1e-5)
 
 
