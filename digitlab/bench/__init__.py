@@ -1,9 +1,10 @@
 """`python -m digitlab bench`: the speed figures the project promises, measured and printed in one run.
 
-1. seconds per epoch of the seed-cnn preset: digitlab's engine in fp32 and in the fastest precision this device
-   has (bf16 where the CPU or card runs it natively), each against the same plain torchvision DataLoader loop
-   (ToTensor + Normalize, seed 000's own network, Adadelta, batch 512, fp32), run in a fresh process so that
-   none of digitlab's CPU settings (flush-denormal, threads) leak into it;
+1. seconds per epoch of the seed-cnn preset, the median of EPOCH_REPEATS epochs each (one epoch moves by 20-30%
+   on a shared machine): digitlab's engine in fp32 and in the fastest precision this device has (bf16 where the
+   CPU or card runs it natively), each against the same plain torchvision DataLoader loop (ToTensor + Normalize,
+   seed 000's own network, Adadelta, batch 512, fp32), run in a fresh process so that none of digitlab's CPU
+   settings (flush-denormal, threads) leak into it;
 2. seconds the fast preset needs to reach 99.0% test accuracy, on each of FAST_SEEDS, and their median (train_s:
    the training with its per-epoch evaluation);
 3. milliseconds from a 280x280 canvas (as the PNG the component sends) to the predictions of every shipped
@@ -35,15 +36,21 @@ from digitlab.store import RunStore, load_model
 FAST_TARGET = 0.99
 FAST_SEEDS = (0, 1, 2)
 CANVAS_REPEATS = 200
+EPOCH_REPEATS = 3
 
 
-def engine_epoch_seconds(root, precision: str) -> float:
+def engine_epoch_seconds(root, precision: str) -> list[float]:
+    """Seconds of EPOCH_REPEATS one-epoch runs of seed-cnn, in this process: from the start to its last batch."""
     config = preset("seed-cnn").replace(epochs=1, precision=precision)
-    last_batch = None
-    for event in train(config, load_mnist(root)):
-        if isinstance(event, BatchEnd):
-            last_batch = event
-    return last_batch.elapsed_s
+    data = load_mnist(root)
+    seconds = []
+    for _ in range(EPOCH_REPEATS):
+        last_batch = None
+        for event in train(config, data):
+            if isinstance(event, BatchEnd):
+                last_batch = event
+        seconds.append(last_batch.elapsed_s)
+    return seconds
 
 
 class SeedNet(torch.nn.Module):
@@ -64,9 +71,10 @@ class SeedNet(torch.nn.Module):
         return self.fc2(self.dropout2(F.relu(self.fc1(x))))
 
 
-def dataloader_epoch_seconds(root: str) -> float:
-    """One training epoch the way pytorch/examples and seed 000 write it: PIL images through ToTensor +
-    Normalize in a DataLoader, the write-up's own model, Adadelta, batch 512, default precision and layout."""
+def dataloader_epoch_seconds(root: str) -> list[float]:
+    """Seconds of each of EPOCH_REPEATS training epochs the way pytorch/examples and seed 000 write them: PIL
+    images through ToTensor + Normalize in a DataLoader, the write-up's own model, Adadelta, batch 512, default
+    precision and layout."""
     from torchvision import datasets, transforms
 
     config = preset("seed-cnn")
@@ -77,15 +85,18 @@ def dataloader_epoch_seconds(root: str) -> float:
     model = SeedNet()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=config.lr)
     model.train()
-    start = time.perf_counter()
-    for images, labels in loader:
-        optimizer.zero_grad()
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-    return time.perf_counter() - start
+    seconds = []
+    for _ in range(EPOCH_REPEATS):
+        start = time.perf_counter()
+        for images, labels in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
-def dataloader_epoch_in_fresh_process(root: str) -> float:
+def dataloader_epoch_in_fresh_process(root: str) -> list[float]:
     """dataloader_epoch_seconds in a new interpreter, so that none of this process's torch settings apply."""
     code = ("import json, sys; from digitlab.bench import dataloader_epoch_seconds; "
             "print(json.dumps({'seconds': dataloader_epoch_seconds(sys.argv[1])}))")
@@ -105,6 +116,10 @@ def fast_seconds_to_target(root, seed: int = 0) -> tuple[float | None, float, fl
         elif isinstance(event, RunEnd):
             train_s = event.train_s
     return reached, acc, train_s
+
+
+def spread(seconds: list[float]) -> str:
+    return f"{len(seconds)} epochs, {min(seconds):.2f}-{max(seconds):.2f} s"
 
 
 def canvas_png(rgba) -> bytes:
@@ -148,12 +163,15 @@ def run_bench(root, store: RunStore, dataloader_epoch: bool = True) -> None:
     fastest = auto_precision(device)
     engine_s = {precision: engine_epoch_seconds(root, precision) for precision in dict.fromkeys(("fp32", fastest))}
     for precision, seconds in engine_s.items():
-        print(f"seed-cnn epoch, engine, {precision}:     {seconds:6.2f} s", flush=True)
+        print(f"seed-cnn epoch, engine, {precision}:     {statistics.median(seconds):6.2f} s (median; "
+              f"{spread(seconds)})", flush=True)
     if dataloader_epoch:
         loader_s = dataloader_epoch_in_fresh_process(root)
-        print(f"seed-cnn epoch, DataLoader loop:   {loader_s:6.2f} s (fp32)", flush=True)
+        print(f"seed-cnn epoch, DataLoader loop:   {statistics.median(loader_s):6.2f} s (median; {spread(loader_s)}; "
+              "fp32)", flush=True)
         for precision, seconds in engine_s.items():
-            print(f"seed-cnn epoch speed-up, {precision}:    {loader_s / seconds:6.1f}x", flush=True)
+            print(f"seed-cnn epoch speed-up, {precision}:    "
+                  f"{statistics.median(loader_s) / statistics.median(seconds):6.1f}x (of the medians)", flush=True)
 
     train_seconds, reached_by = [], 0
     for seed in FAST_SEEDS:
