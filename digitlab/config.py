@@ -310,7 +310,6 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(model="cnn", model_options=SEED_003_CNN, optimizer="adam", lr=0.003, batch_size=1000, epochs=20,
                     input_scaling="half"),
     ),
-    # The recipes of the shipped checkpoints, so anyone can retrain them.
     # The classroom race: four architectures short enough that all four racing together on a 2-core CPU end
     # within 90 s, each on one thread, each at 98% or more on the test set.
     "race-mlp": Preset(
@@ -340,6 +339,7 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(model="resnet", model_options={"stem": 16, "widths": [16, 32]}, optimizer="adam", lr=0.006,
                     batch_size=128, epochs=1, schedule="onecycle", label_smoothing=0.1),
     ),
+    # The recipes of the shipped checkpoints, so anyone can retrain them.
     "best-mlp": Preset(
         "The shipped MLP: 784-1024-1024-10 with BatchNorm and dropout, shifted images, AdamW one-cycle.",
         TrainConfig(model="mlp", model_options={"hidden": [1024, 1024], "batch_norm": True, "dropout": 0.3},
@@ -347,17 +347,26 @@ PRESETS: dict[str, Preset] = {
                     augment="shift", label_smoothing=0.05),
     ),
     "best-lenet": Preset(
-        "The shipped LeNet-5: BatchNorm, shifted and rotated images, AdamW one-cycle.",
-        TrainConfig(model="lenet", model_options={"batch_norm": True, "dropout": 0.1}, optimizer="adamw", lr=0.004,
-                    weight_decay=0.05, batch_size=128, epochs=15, schedule="onecycle", augment="shift_rotate",
+        "The shipped LeNet-5, accurate and robust: dropout 0.1, no BatchNorm, each image normalised (strokes: its "
+        f"background taken out, then mean 0 and std 1). {DISTORT}. AdamW one-cycle to 0.004, weight decay 0.05, "
+        "batch 128, 70 epochs, label smoothing 0.05. Seed 0 on a 2-core CPU: 99.49% on the test set, MNIST-C mean "
+        "96.9% (lowest: zigzag 85.0%), 8.7 s an epoch alone (10 min).",
+        TrainConfig(model="lenet", model_options={"dropout": 0.1, "input_norm": "strokes"}, optimizer="adamw",
+                    lr=0.004, weight_decay=0.05, batch_size=128, epochs=70, schedule="onecycle", augment="distort",
                     label_smoothing=0.05),
     ),
     "best-cnn": Preset(
-        "The shipped CNN: conv 32, 64 with a pool after each, BatchNorm, shifted and rotated images, one-cycle.",
-        TrainConfig(model="cnn", model_options={"channels": [32, 64], "hidden": 256, "batch_norm": True,
-                                                "pooling": "each", "dropout": 0.3, "conv_dropout": 0.0},
-                    optimizer="adamw", lr=0.004, weight_decay=0.05, batch_size=128, epochs=12, schedule="onecycle",
-                    augment="shift_rotate", label_smoothing=0.05),
+        "The shipped CNN, accurate and robust: a 5x5 conv of 32 and a 3x3 conv of 64, padded, a pool after each, fc "
+        "3136-256-10 with dropout 0.3, no BatchNorm (its batch statistics, learnt on clean digits, mislead it on "
+        f"noisy ones), each image normalised (strokes: its background taken out, then mean 0 and std 1). {DISTORT}. "
+        "AdamW one-cycle to 0.004, weight decay 0.05, batch 128, 42 epochs, label smoothing 0.05, seed 1. On a "
+        "2-core CPU: 99.65% on the test set, MNIST-C mean 96.4% (lowest: Canny edges 79%), 14 min; seed 0: 99.60%, "
+        "96.2%, 12 min.",
+        TrainConfig(model="cnn", model_options={"channels": [32, 64], "first_kernel": 5, "hidden": 256,
+                                                "pooling": "each", "dropout": 0.3, "conv_dropout": 0.0,
+                                                "input_norm": "strokes"},
+                    optimizer="adamw", lr=0.004, weight_decay=0.05, batch_size=128, epochs=42, schedule="onecycle",
+                    augment="distort", label_smoothing=0.05, seed=1),
     ),
     "best-resnet": Preset(
         "The shipped ResNet: stem 32, stages 32-64-128 (14 -> 7 -> 4 px), shifted and rotated images, one-cycle.",
@@ -373,27 +382,6 @@ PRESETS: dict[str, Preset] = {
         "13.5 min.",
         TrainConfig(model="mlp", model_options={"hidden": [1024, 1024], "dropout": 0.3, "input_norm": "strokes"},
                     optimizer="adamw", lr=0.003, weight_decay=0.05, batch_size=256, epochs=60, schedule="onecycle",
-                    augment="distort", label_smoothing=0.05),
-    ),
-    "robust-lenet": Preset(
-        "A robust LeNet-5: dropout 0.1, no BatchNorm, each image normalised (strokes: its background taken out, "
-        f"then mean 0 and std 1). {DISTORT}. AdamW one-cycle to 0.004, weight decay 0.05, batch 128, 45 epochs, "
-        "label smoothing 0.05. Seed 0 on a 2-core CPU: 99.44% on the test set, MNIST-C mean 96.6% (lowest: zigzag "
-        "85.4%), 8.7 min.",
-        TrainConfig(model="lenet", model_options={"dropout": 0.1, "input_norm": "strokes"}, optimizer="adamw",
-                    lr=0.004, weight_decay=0.05, batch_size=128, epochs=45, schedule="onecycle", augment="distort",
-                    label_smoothing=0.05),
-    ),
-    "robust-cnn": Preset(
-        "A robust CNN: a 5x5 conv of 32 and a 3x3 conv of 64, padded, a pool after each, fc 3136-256-10 with "
-        "dropout 0.3, no BatchNorm (its batch statistics, learnt on clean digits, mislead it on noisy ones), each "
-        f"image normalised (strokes: its background taken out, then mean 0 and std 1). {DISTORT}. AdamW one-cycle to "
-        "0.004, weight decay 0.05, batch 128, 42 epochs, label smoothing 0.05. Seeds 0 and 1 on a 2-core CPU: 99.63% "
-        "on the test set, MNIST-C mean 96.2% (lowest: Canny edges 75%), 18 min.",
-        TrainConfig(model="cnn", model_options={"channels": [32, 64], "first_kernel": 5, "hidden": 256,
-                                                "pooling": "each", "dropout": 0.3, "conv_dropout": 0.0,
-                                                "input_norm": "strokes"},
-                    optimizer="adamw", lr=0.004, weight_decay=0.05, batch_size=128, epochs=42, schedule="onecycle",
                     augment="distort", label_smoothing=0.05),
     ),
 }

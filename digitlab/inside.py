@@ -29,7 +29,7 @@ from digitlab.store import LoadedRun
 
 METHODS = ("saliency", "integrated_gradients", "gradcam", "occlusion")
 # The Inside page's first choice: it does best on the deletion test (digitlab.deletion; measured by bench --inside).
-DEFAULT_METHOD = "integrated_gradients"
+DEFAULT_METHOD = "occlusion"
 IG_STEPS = 50
 OCCLUSION_WINDOW, OCCLUSION_STRIDE = 4, 2
 CACHE_FORMAT = "digitlab-inside-1"

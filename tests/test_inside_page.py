@@ -28,16 +28,16 @@ def test_a_drawing_shows_every_model_side_by_side(shipped, canvas):
 def test_the_attribution_shown_first_is_the_default_method_and_a_choice_outlasts_another_view(shipped, canvas):
     at = open_app("pages/inside.py")
     assert_clean(at)
-    assert at.selectbox(key="inside.method").value == inside.DEFAULT_METHOD == "integrated_gradients"
+    assert at.selectbox(key="inside.method").value == inside.DEFAULT_METHOD == "occlusion"
     captions = [caption for image in at.get("image") for caption in image.captions]
-    assert captions.count("Integrated gradients for 3") >= 3
-    at.selectbox(key="inside.method").set_value("occlusion").run()
+    assert captions.count("Occlusion for 3") >= 3
+    at.selectbox(key="inside.method").set_value("integrated_gradients").run()
     for view in ("Perturb", "Inside"):
         at.query_params["inside.view"] = view  # the view is bound to the URL
         at.session_state["inside.view"] = view
         at.run()
     assert_clean(at)
-    assert at.selectbox(key="inside.method").value == "occlusion"
+    assert at.selectbox(key="inside.method").value == "integrated_gradients"
 
 
 def test_gradcam_on_the_mlp_says_which_methods_apply_and_the_others_still_show_it(shipped, canvas):

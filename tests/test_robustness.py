@@ -241,17 +241,19 @@ def hurt_by_each_attack(run, images, labels, epsilon) -> dict[str, float]:
             for method in robustness.ATTACKS}
 
 
-def test_pgd_hurts_at_least_as_much_as_fgsm_and_random_sign_noise_far_less(runs, tiny_data):
+# The shipped CNN and LeNet, trained on noisy and distorted digits, shrug off ε = 0.1: on 500 real test digits PGD
+# lowers the CNN's accuracy by 9 points (the CNN shipped before it: 94) and FGSM by 4. At 0.3 attacks still break them.
+@pytest.mark.parametrize("name", ["cnn", "lenet"])
+def test_pgd_hurts_at_least_as_much_as_fgsm_and_random_sign_noise_far_less(runs, tiny_data, name):
     images, labels = pixels(tiny_data, 100)
-    for run in (runs["cnn"], runs["lenet"]):
-        hurt = hurt_by_each_attack(run, images, labels, 0.1)
-        assert hurt["fgsm"] >= 0.2 and hurt["pgd"] >= hurt["fgsm"], (run.id, hurt)
-        assert hurt["noise"] <= 0.25 * hurt["fgsm"], (run.id, hurt)
+    hurt = hurt_by_each_attack(runs[name], images, labels, 0.3)
+    assert hurt["fgsm"] >= 0.2 and hurt["pgd"] >= hurt["fgsm"], hurt
+    assert hurt["noise"] <= 0.25 * hurt["fgsm"], hurt
 
 
 def test_on_real_mnist_random_sign_noise_hurts_far_less_than_fgsm(runs, real_data):
-    """At ε = 0.1. Past about 0.15 the noise, half of it +ε on a black background, hurts every shipped model a
-    lot too (the MLP and the CNN lose about half their accuracy at 0.2), though still less than FGSM."""
+    """At ε = 0.1. Past about 0.15 the noise, half of it +ε on a black background, hurts the shipped models trained
+    without noise a lot too (the MLP and the LeNet lose about half their accuracy at 0.2), though less than FGSM."""
     index = robustness.attack_subset(real_data, 500)
     images, labels = real_data.test_images[index].float() / 255, real_data.test_labels[index]
     for run in runs.values():

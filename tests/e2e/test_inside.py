@@ -28,7 +28,7 @@ def expect_model_column(tab, run_id: str, digit: int | None = None) -> None:
     column = tab.page.locator(tab.keyed(f"inside.model.{run_id}"))
     answer = str(digit) if digit is not None else r"\d"
     expect(column.get_by_text(re.compile(rf"^says {answer} \(\d+%\)$"))).to_be_visible(timeout=120000)
-    expect(column.get_by_text(re.compile(r"^Integrated gradients for \d$"))).to_be_visible()  # the default method
+    expect(column.get_by_text(re.compile(r"^Occlusion for \d$"))).to_be_visible()  # the default method
     neighbours = column.locator("[data-testid='inside-neighbours'] figure")
     expect(neighbours).to_have_count(8, timeout=120000)  # the first visit embeds the training images
     captions = neighbours.locator("figcaption").all_inner_texts()
