@@ -8,6 +8,7 @@ from digitlab.dashboard.images import app_icon
 from digitlab.dashboard.text import markdown_literal
 
 st.set_page_config(page_title="digitlab", page_icon=app_icon(), layout="wide")
+bootstrap.import_pages_in_background()
 
 
 def home() -> None:
@@ -66,6 +67,6 @@ with st.sidebar:
         st.caption(f":material/sports_score: **Race** {markdown_literal(race.spec.name)}: {len(race.lanes)} runs")
     if (study_job := jobs.running_study()) is not None:
         st.caption(f":material/science: **Study** {markdown_literal(study_job.spec.name)} is running")
-    bootstrap.prefetch_chart_code()
+    bootstrap.prefetch_page_element_code()
 
 navigation.run()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from digitlab.cache import cached, run_entry
-from digitlab.data import MNIST, split_fingerprint
+from digitlab.data import MNIST, TestSplit, split_fingerprint
 from digitlab.device import configure_cpu
 from digitlab.store import LoadedRun
 
@@ -68,7 +68,7 @@ class RunPredictions:
         return 1.0 - len(self.misclassified) / len(self.labels)
 
 
-def run_predictions(run: LoadedRun, data: MNIST) -> RunPredictions:
+def run_predictions(run: LoadedRun, data: MNIST | TestSplit) -> RunPredictions:
     """The run's predictions over the test set, its images scaled the way the run was trained: read from the cache
     (beside the run, or in the cache folder where its folder cannot be written) when the weights, scaling and test
     set are the ones they were computed from, else computed (on the CPU) and cached."""

@@ -56,7 +56,7 @@ def predictions_or_none(run: RunRecord) -> RunPredictions | None:
 preds = predictions_or_none(record)
 if preds is None:
     st.stop()
-test_images = loaders.mnist().test_images
+test_images = loaders.test_split().test_images
 
 st.subheader(header_line(preds))
 

@@ -379,17 +379,18 @@ def test_live_charts_refuse_a_name_used_twice():
         live_charts([{"loss": go.Figure()}, {"acc": go.Figure(), "loss": go.Figure()}], key="train.charts")
 
 
-def test_the_sidebar_prefetches_the_chart_code_of_this_streamlit(app_env, tmp_path):
-    """The prefetch names Streamlit's chart code by its file: a Streamlit whose files are named otherwise would make
-    it quietly do nothing, and this test says so."""
+def test_the_sidebar_prefetches_the_element_code_of_this_streamlit(app_env, tmp_path):
+    """The prefetch names Streamlit's element code by its files: a Streamlit whose files are named otherwise would
+    make it quietly do nothing, and this test says so."""
     from digitlab.dashboard.ui import bootstrap
 
     app_env(tmp_path / "store")
-    name = bootstrap.chart_code_file()
-    assert name is not None and (bootstrap.STREAMLIT_SCRIPTS / name).is_file()
+    names = bootstrap.page_element_code_files()
+    assert [name.split(".")[0] for name in names] == list(bootstrap.PAGE_ELEMENT_CODE)
+    assert all((bootstrap.STREAMLIT_SCRIPTS / name).is_file() for name in names)
     at = open_app()
     scripts = [e.proto.body for e in at.sidebar if type(e).__name__ == "Html" and e.proto.unsafe_allow_javascript]
-    assert len(scripts) == 1 and f'"{name}"' in scripts[0]
+    assert len(scripts) == 1 and all(f'"{name}"' in scripts[0] for name in names)
 
 
 @pytest.fixture

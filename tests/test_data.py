@@ -13,8 +13,10 @@ from digitlab.data import (
     batches,
     data_root,
     load_mnist,
+    load_test_split,
     normalize,
     scale_pixels,
+    split_fingerprint,
     to_device,
 )
 
@@ -37,6 +39,28 @@ def test_missing_data_offline_names_the_folder_and_files(tmp_path):
     for name in RAW_FILES:
         assert name in message
     assert "DIGITLAB_DATA" in message
+
+
+def test_the_test_split_read_alone_is_load_mnists_to_the_byte(tiny_data_root, tiny_data):
+    alone = load_test_split(tiny_data_root, download=False)
+    assert type(alone).__name__ == "TestSplit"  # read from the raw files, not through torchvision
+    assert alone.test_images.dtype == torch.uint8 and alone.test_labels.dtype == torch.int64
+    assert torch.equal(alone.test_images, tiny_data.test_images)
+    assert torch.equal(alone.test_labels, tiny_data.test_labels)
+    assert split_fingerprint(alone, "test") == split_fingerprint(tiny_data, "test")  # the caches' key
+
+
+def test_the_test_split_falls_back_to_load_mnist_where_its_files_are_not_raw_idx(tiny_data_root, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_FILES:
+        (raw / name).write_bytes((tiny_data_root / "MNIST" / "raw" / name).read_bytes())
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + bytes(100))  # 1-D: not images
+    with pytest.raises(DataNotFoundError):  # torchvision refuses the file too: load_mnist says what is wrong
+        load_test_split(tmp_path, download=False)
+    with pytest.raises(DataNotFoundError) as err:
+        load_test_split(tmp_path / "nowhere", download=False)
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in str(err.value)
 
 
 def test_data_root_comes_from_argument_then_environment(monkeypatch, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from digitlab.cache import CacheEntry, cached, is_cached, run_entry, shared_entry
-from digitlab.data import MNIST, load_mnist, split_fingerprint
+from digitlab.data import MNIST, TestSplit, load_mnist, split_fingerprint
 from digitlab.device import configure_cpu
 from digitlab.inside import Progress
 from digitlab.predict import predict, run_predictions
@@ -313,7 +313,7 @@ class CorruptionResult:
         return sum(self.accuracy.values()) / len(self.accuracy)
 
 
-def _benchmark_entry(run: LoadedRun, data: MNIST) -> CacheEntry:
+def _benchmark_entry(run: LoadedRun, data: MNIST | TestSplit) -> CacheEntry:
     key = {"format": "digitlab-robustness-corruptions-1", "weights_sha256": run.weights_sha256,
            "test_sha256": split_fingerprint(data, "test"), "corruptions": CORRUPTIONS_VERSION,
            "names": ",".join(CORRUPTIONS), "input_scaling": run.config.input_scaling}
@@ -324,7 +324,7 @@ def _result(tensors: dict[str, torch.Tensor]) -> CorruptionResult:
     return CorruptionResult(tensors["clean"].item(), dict(zip(CORRUPTIONS, tensors["accuracy"].tolist())))
 
 
-def benchmark_cached(run: LoadedRun, data: MNIST) -> CorruptionResult | None:
+def benchmark_cached(run: LoadedRun, data: MNIST | TestSplit) -> CorruptionResult | None:
     """The run's corruption benchmark when it has been computed for these weights and test set, else None."""
     found = _benchmark_entry(run, data).read()
     return None if found is None else _result(found)

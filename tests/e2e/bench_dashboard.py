@@ -3,15 +3,16 @@
 - the interval between live chart refreshes while training, and how often the page read the job's feed per refresh;
 - training throughput with the dashboard open, against the CLI's on the same preset (and their ratio);
 - the time a page switch takes, from the click to the new page finished: script ended, and the last change
-  to the page (charts included) made;
-- for a one-epoch run of the fast preset started from the Train page: click to the first point of the loss chart,
-  click to the finished summary, and that run's train_s; beside it, the train_s of the same epoch run by the CLI
-  just before, which says how fast the (shared, drifting) host is at that moment;
+  to the page (charts included) made; first each page's first visit in the server's life, then later visits;
+- for a one-epoch run of the fast preset started from the Train page, clicked 2 s after the page loaded (cold) and
+  12 s after (settled): click to the first point of the loss chart, click to the finished summary, and that run's
+  train_s; beside it, the train_s of the same epoch run by the CLI just before, which says how fast the (shared,
+  drifting) host is at that moment (tests/e2e/bench_clicks.py);
 - the memory of the trainer the server keeps ready, while it waits (RSS and USS).
 
-    DIGITLAB_DATA=../shared/data python -m tests.e2e.bench_dashboard [--server-env KEY=VALUE ...] [--race]
+    DIGITLAB_DATA=../shared/data python -m tests.e2e.bench_dashboard [--server-env KEY=VALUE ...] [--clicks | --race]
 
-With --race, only the race's figures instead (tests/e2e/bench_race.py).
+With --clicks, only the Train click's figures; with --race, only the race's (tests/e2e/bench_race.py).
 
 It serves the app over a temporary copy of the shipped checkpoints; nothing touches checkpoints/.
 """
@@ -19,11 +20,8 @@ It serves the app over a temporary copy of the shipped checkpoints; nothing touc
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,31 +31,20 @@ import psutil
 
 from digitlab.dashboard.live import FEED_FILE
 from digitlab.data import data_root
-from tests.conftest import REPO
+from tests.e2e.bench_clicks import PRESET, click_modes, cli_run, start_training, wait_finished
 from tests.e2e.bench_race import run_race_bench
-from tests.e2e.browser import LAUNCH_ARGS, TRACE_LENGTHS_JS, Tab, copy_shipped, find_chromium, serve_app
+from tests.e2e.browser import LAUNCH_ARGS, Tab, copy_shipped, find_chromium, serve_app
 
-PRESET = "fast"
 # Throughput is compared over this many epochs of PRESET, in the CLI and from the page: one epoch is now ~2.5 s,
 # short enough for the click's own page run and the first chart to weigh on a steady rate.
 THROUGHPUT_EPOCHS = 3
 THROUGHPUT_ROUNDS = 10  # one pair's ratio spans 75-120% (the host drifts within minutes): a median of many pairs
-PAGE_RUNS = 5  # one-epoch runs of PRESET from the page, each timed from the click: the host drifts by 10-20%
 
 
 def images_per_second(record: dict) -> float:
     """Training throughput of a finished run's record: images over seconds of its batches (evaluation excluded)."""
     batches = record["batches"]
     return batches["samples_seen"][-1] / batches["elapsed_s"][-1]
-
-
-def cli_run(store: Path, env: dict[str, str], epochs: int) -> dict:
-    """Train PRESET for ``epochs`` with the CLI, in a process of its own; the run's record."""
-    subprocess.run([sys.executable, "-m", "digitlab", "train", "--preset", PRESET, "--epochs", str(epochs),
-                    "--out", str(store), "--quiet", "--no-download"], cwd=REPO, env=env, check=True,
-                   capture_output=True)
-    (run_json,) = sorted(store.glob("*/run.json"), key=lambda p: p.stat().st_mtime)[-1:]
-    return json.loads(run_json.read_text())
 
 
 def cmdline(process: psutil.Process) -> list[str]:
@@ -92,50 +79,6 @@ def ready_trainers(url: str, count: int, timeout: float = 300.0) -> list[psutil.
     raise RuntimeError(f"the server kept no {count} trainer(s) ready")
 
 
-# Installed in the page just before the click on Train: the page itself notes the click, the first points of the
-# new run on the loss chart and the summary's appearance, looking every 50 ms. Asking from the benchmark instead,
-# a round trip through Playwright every 50 ms, took so much CPU that the run it timed trained 40-70% slower than
-# the CLI.
-WATCH_RUN = f"""([selector, chart]) => {{
-    const marks = window.runMarks = {{click: null, firstPoint: null, running: false, summary: null}};
-    // The chart still shows the last run's curve at the click: its first point is the first change of that.
-    const shown = ({TRACE_LENGTHS_JS})(selector, chart);
-    const before = shown ? shown[0] : 0;
-    document.addEventListener("click", () => {{ marks.click = marks.click ?? performance.now(); }}, true);
-    const timer = setInterval(() => {{
-        if (marks.click === null) return;
-        marks.running = marks.running || document.querySelector(".st-key-train-stop") !== null;
-        if (!marks.running) return;
-        const lengths = ({TRACE_LENGTHS_JS})(selector, chart);
-        if (marks.firstPoint === null && lengths && lengths[0] && lengths[0] !== before) {{
-            marks.firstPoint = performance.now();
-        }}
-        // The summary of a run: the metrics without the Stop button (the last run's, still on the page while the
-        // click's script run has not ended, do not count).
-        const labels = document.querySelectorAll("[data-testid='stMetricLabel']");
-        const stopped = document.querySelector(".st-key-train-stop") === null;
-        if (stopped && [...labels].some(label => label.textContent.trim() === "Test accuracy")) {{
-            marks.summary = performance.now();
-            clearInterval(timer);
-        }}
-    }}, 50); }}"""
-
-
-def fast_run_from_the_page(tab: Tab, store: Path) -> tuple[float, float, float]:
-    """(seconds from the click on Train to the loss chart's first point, to the finished summary; the run's
-    train_s) for one epoch of PRESET, pressed once the page's trainer is ready."""
-    set_up_training(tab, epochs=1)
-    tab.page.evaluate(WATCH_RUN, [tab.keyed("train.charts"), "batch_loss"])
-    run_json = start_training(tab, store)
-    record = wait_finished(run_json)
-    tab.page.wait_for_function("window.runMarks.summary !== null", polling=250, timeout=60000)
-    marks = tab.page.evaluate("window.runMarks")
-    if marks["firstPoint"] is None:
-        raise RuntimeError("the loss chart showed no point before the summary")
-    return ((marks["firstPoint"] - marks["click"]) / 1000, (marks["summary"] - marks["click"]) / 1000,
-            record["final"]["train_s"])
-
-
 def set_up_training(tab: Tab, epochs: int) -> None:
     """Open Train on PRESET with ``epochs``, and wait as a person would before pressing it: until the page has
     settled (its charts' frame loads plotly.js after the script run) and the trainer is ready."""
@@ -148,26 +91,6 @@ def open_training(tab: Tab, store: Path, epochs: int) -> Path:
     """Open Train and press it on PRESET with ``epochs`` once it has settled; the new run's run.json."""
     set_up_training(tab, epochs)
     return start_training(tab, store)
-
-
-def start_training(tab: Tab, store: Path) -> Path:
-    """Press Train on the page as it is; the new run's run.json."""
-    before = set(store.glob("*/run.json"))
-    tab.button("train.start").click()
-    deadline = time.time() + 60
-    while not set(store.glob("*/run.json")) - before:
-        if time.time() > deadline:
-            raise RuntimeError("the run did not start")
-        time.sleep(0.1)
-    (run_json,) = set(store.glob("*/run.json")) - before
-    return run_json
-
-
-def wait_finished(run_json: Path) -> dict:
-    """The run's record, once it has finished."""
-    while (record := json.loads(run_json.read_text()))["status"] == "running":
-        time.sleep(0.25)
-    return record
 
 
 def dashboard_throughput(tab: Tab, store: Path) -> float:
@@ -220,7 +143,7 @@ def page_switch_seconds(tab: Tab, rounds: int = 3) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {}
     tab.open()
     for _ in range(rounds):
-        for label in ("Train", "Compare", "Errors", "Draw", "Home"):
+        for label in ("Compare", "Errors", "Draw", "Train", "Home"):  # Train last: it readies a trainer (5 s of CPU)
             tab.page.evaluate(WATCH_DOM)
             tab.page.locator("[data-testid='stSidebarNav']").get_by_text(label, exact=True).click()
             heading = "digitlab" if label == "Home" else label
@@ -236,6 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the app server only, e.g. DIGITLAB_THREADS=1")
+    parser.add_argument("--clicks", action="store_true",
+                        help="only the Train click's figures, in both modes (cold and settled)")
     parser.add_argument("--race", action="store_true",
                         help="only the race's figures: the classroom race from the page against its runs alone")
     args = parser.parse_args()
@@ -254,25 +179,16 @@ def main() -> None:
                 run_race_bench(tab, root, tmp, ready_trainers)
                 browser.close()
                 return
-            page_switch_seconds(tab, rounds=1)  # warm the caches the way a first visitor would
+            first_visits = page_switch_seconds(tab, rounds=1)  # each page's first visit in the server's life
+            print("first visits:                  " + ", ".join(f"{label} {times[0]:.2f} s"
+                                                             for label, times in first_visits.items()), flush=True)
             memory = ready_trainer(url).memory_full_info()
             print(f"ready trainer, waiting:        RSS {memory.rss / 2**20:.0f} MB, USS {memory.uss / 2**20:.0f} MB",
                   flush=True)
-            # The host's speed drifts: each page run follows a CLI run of the same epoch, whose train_s says how
-            # fast the machine is at that moment.
-            runs, cli_train_s = [], []
-            for round_ in range(PAGE_RUNS):
-                ready_trainer(url)
-                cli_train_s.append(cli_run(tmp / f"cli-page-{round_}", env, epochs=1)["final"]["train_s"])
-                runs.append(fast_run_from_the_page(tab, store))
-                first_point, summary, train_s = runs[-1]
-                print(f"{PRESET} run from the page:      first chart point {first_point:.2f} s, finished summary "
-                      f"{summary:.2f} s after the click; its train_s {train_s:.2f} s (summary - train_s = "
-                      f"{summary - train_s:.2f} s); the CLI's train_s just before {cli_train_s[-1]:.2f} s", flush=True)
-            first_point, summary = (statistics.median(column) for column in list(zip(*runs))[:2])
-            print(f"  median of {PAGE_RUNS}:                first chart point {first_point:.2f} s, finished summary "
-                  f"{summary:.2f} s; summary - train_s {statistics.median(s - t for _, s, t in runs):.2f} s; "
-                  f"the CLI's train_s {statistics.median(cli_train_s):.2f} s", flush=True)
+            click_modes(tab, store, tmp, env, lambda: ready_trainer(url))
+            if args.clicks:
+                browser.close()
+                return
             # The machine's speed drifts by 20% and more over minutes (a shared host): each page run is compared
             # with a CLI run just before it, while the page stands idle.
             ratios = []

@@ -1,9 +1,13 @@
-"""What every page of the dashboard does first: the app's navigation, Streamlit settings, and the browser's prefetch
-of the chart code."""
+"""What every page of the dashboard does first: the app's navigation, Streamlit settings, the server's import of the
+pages' modules and the browser's prefetch of their elements' code."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import pkgutil
 import runpy
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -34,29 +38,65 @@ def use_app_navigation() -> None:
         st.stop()
 
 
+IMPORT_AFTER_S = 0.5  # after the server's first page run has begun: that page is drawn first
+
+
 @st.cache_resource(show_spinner=False)
-def chart_code_file() -> str | None:
-    """The file name of Streamlit's browser code for st.plotly_chart (4.7 MB, plotly.js inside), or None if this
-    Streamlit build names its files otherwise."""
-    found = sorted(STREAMLIT_SCRIPTS.glob("PlotlyChart.*.js"))
-    return found[0].name if len(found) == 1 else None
+def import_pages_in_background() -> threading.Timer:
+    """Import the modules the pages draw with, once per server, on a thread of its own: pandas, pyarrow, plotly and
+    jinja2 among them, 400 modules and 0.4-0.5 s of a core that a page's first visit in the server's life (Compare,
+    Errors, Inside) would otherwise wait for."""
+    timer = threading.Timer(IMPORT_AFTER_S, _import_page_modules)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
-def prefetch_chart_code() -> None:
-    """Have the browser load and run st.plotly_chart's code while it is idle, once per page load.
+def _import_page_modules() -> None:
+    """The dashboard's modules that use no Streamlit (all but ui/, whose components may only be declared from a
+    script run), and pyarrow, which Streamlit imports at a page's first table."""
+    import digitlab.dashboard
 
-    The browser fetches that code the first time a page draws a Plotly chart in the page itself, which delays the
-    first visit to Compare or Errors. Fetched ahead, by the same URL that Streamlit's own code imports it from, it is
-    the same module, there and ready. Anything amiss does nothing.
+    for module in pkgutil.walk_packages(digitlab.dashboard.__path__, "digitlab.dashboard."):
+        if not module.name.startswith(__package__):
+            importlib.import_module(module.name)
+    importlib.import_module("pyarrow")
+
+
+# Streamlit's browser code for the elements the pages draw, each a file that the browser fetches and compiles the
+# first time a page of its tab draws one: PlotlyChart is 4.7 MB (plotly.js inside); the first visit to Compare
+# fetched 47 files for its widgets and table.
+PAGE_ELEMENT_CODE = ("PlotlyChart", "Multiselect", "Selectbox", "Checkbox", "Radio", "Slider", "Table",
+                     "DownloadButton", "NumberInput", "TextInput")
+
+
+@st.cache_resource(show_spinner=False)
+def page_element_code_files() -> tuple[str, ...]:
+    """The file names of PAGE_ELEMENT_CODE in this Streamlit build; those it names otherwise are left out."""
+    found = (sorted(STREAMLIT_SCRIPTS.glob(f"{name}.*.js")) for name in PAGE_ELEMENT_CODE)
+    return tuple(files[0].name for files in found if len(files) == 1)
+
+
+def prefetch_page_element_code() -> None:
+    """Have the browser load and run the code of the pages' elements while it is idle, once per page load, one file
+    at a time, so that a page's first visit does not wait for it.
+
+    Fetched ahead, by the same URL that Streamlit's own code imports it from, each is the same module, there and
+    ready. Anything amiss does nothing.
     """
-    name = chart_code_file()
-    if name is None:
+    names = page_element_code_files()
+    if not names:
         return
     st.html(f"""<script type="module">
-if (!window.digitlabChartCode) {{
-  window.digitlabChartCode = true;
+if (!window.digitlabElementCode) {{
+  window.digitlabElementCode = true;
   const app = document.querySelector('script[src*="/static/js/index."]');
   const later = window.requestIdleCallback || (load => setTimeout(load, 1000));
-  if (app) later(() => import(new URL("{name}", app.src).href).catch(() => {{}}));
+  const names = {json.dumps(list(names))};
+  const next = () => {{
+    const name = names.shift();
+    if (app && name) import(new URL(name, app.src).href).catch(() => {{}}).finally(() => later(next));
+  }};
+  later(next);
 }}
 </script>""", unsafe_allow_javascript=True)

@@ -11,7 +11,7 @@ import torch
 
 from digitlab.dashboard.jobs.coordinator import Coordinator
 from digitlab.dashboard.text import markdown_literal, shorten
-from digitlab.data import MNIST, DataNotFoundError, load_mnist
+from digitlab.data import MNIST, DataNotFoundError, TestSplit, load_mnist, load_test_split
 from digitlab.device import describe, pick_device, prepare
 from digitlab.drawings import Answers, ClassCollection, DrawingListing, DrawingScore, DrawingStore
 from digitlab.predict import RunPredictions, predict, run_predictions
@@ -52,6 +52,13 @@ def coordinator() -> Coordinator:
 @st.cache_resource(show_spinner="Loading MNIST...")
 def mnist() -> MNIST:
     return load_mnist()
+
+
+@st.cache_resource(show_spinner=False)
+def test_split() -> TestSplit | MNIST:
+    """MNIST's test split, for the pages that read no training image (Compare, Errors): their first visit in a
+    server's life does not wait for the whole of MNIST."""
+    return load_test_split()
 
 
 @st.cache_resource(show_spinner=False)
@@ -103,7 +110,7 @@ def model_for(record: RunRecord) -> torch.nn.Module:
 
 @st.cache_data(show_spinner="Computing predictions over the 10,000 test images...", max_entries=32)
 def _predictions(path: str, stamp: float) -> RunPredictions:
-    return run_predictions(loaded_run(path, stamp), mnist())
+    return run_predictions(loaded_run(path, stamp), test_split())
 
 
 def predictions_for(record: RunRecord) -> RunPredictions:

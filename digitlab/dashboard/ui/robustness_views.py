@@ -228,7 +228,7 @@ def _benchmark(records: list[RunRecord]) -> None:
 def corrupted_means(records: list[RunRecord]) -> tuple[dict[str, robustness.CorruptionResult], str | None]:
     """The cached benchmark of each run that has one, and a message where none can be read (no MNIST)."""
     try:
-        data = loaders.mnist()
+        data = loaders.test_split()
     except DataNotFoundError as err:
         return {}, f"The corruption benchmark needs MNIST: {err}"
     results = {}
