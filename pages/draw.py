@@ -24,6 +24,7 @@ colours = run_colours([r.id for r in listing.runs])
 chosen = widgets.run_picker("draw.models", usable, "Pick the models that should guess")
 
 st.session_state.setdefault("draw.canvas_generation", 0)
+widgets.canvas_sends_at_pen_up()
 
 
 @st.fragment

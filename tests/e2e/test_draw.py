@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import draw
+from tests.e2e.browser import canvas_box, draw
 
 pytestmark = pytest.mark.no_mnist  # Draw reads no MNIST
 
@@ -40,3 +40,24 @@ def test_every_selected_model_answers(new_tab):
     expect(tab.page.locator("[data-testid='draw-bars'] [title$='%']")).to_have_count(40)
     text = tab.page.locator("[data-testid='stMainBlockContainer']").inner_text()
     assert "All 4 models say 0." in text or "The models disagree" in text
+
+
+# Counts, in window.sends, the clicks on the canvas's own "send this drawing" button: the page presses it at each
+# pen-up, so that the drawing goes out at once, not 200 ms later.
+COUNT_SENDS = """() => {
+    window.sends = 0;
+    for (const host of document.querySelectorAll('*')) {
+        const send = host.shadowRoot?.querySelector('button[aria-label="Update the app with this drawing"]');
+        if (send) send.addEventListener('click', () => { window.sends += 1; }, true);
+    } }"""
+
+
+def test_each_stroke_is_sent_as_the_pen_lifts_not_after_the_canvas_own_wait(new_tab):
+    """streamlit-drawable-canvas sends a drawing 200 ms after the last pen-up; the page presses its send button at
+    each pen-up instead. Broken (a new canvas naming its button otherwise, the script not installed), no press."""
+    tab = new_tab().open("draw")
+    canvas_box(tab)  # mounted
+    tab.page.evaluate(COUNT_SENDS)
+    draw(tab, 7)  # one stroke
+    assert tab.page.evaluate("window.sends") == 1
+    assert shown_digit(tab) == "7"

@@ -36,6 +36,30 @@ def rerun_fragment() -> None:
         st.rerun()
 
 
+# streamlit-drawable-canvas 0.13 sends a drawing 200 ms after its last pen-up (a debounce, fixed in its code), two
+# thirds of Draw's pen-up-to-answer time. Its toolbar's "Update the app with this drawing" sends the drawing at once
+# and cancels that wait: this presses it just after each stroke the canvas has recorded (the canvas records it in a
+# microtask after the pen-up; a task queued at the pen-up runs after that).
+SEND_AT_PEN_UP = """<script type="module">
+if (!window.digitlabSendAtPenUp) {
+  window.digitlabSendAtPenUp = true;
+  document.addEventListener("mouseup", event => {
+    const path = event.composedPath();
+    if (!(path[0] instanceof HTMLCanvasElement)) return;
+    const host = path.find(element => element.shadowRoot);
+    const send = host && host.shadowRoot.querySelector('button[aria-label="Update the app with this drawing"]');
+    if (send) setTimeout(() => send.click(), 0);
+  }, true);
+}
+</script>"""
+
+
+def canvas_sends_at_pen_up() -> None:
+    """Have the page's drawing canvas send each stroke as the pen lifts, not 200 ms later (see SEND_AT_PEN_UP). In the
+    sidebar, below its content: an element in the page's body, even one that shows nothing, adds a gap."""
+    st.sidebar.html(SEND_AT_PEN_UP, unsafe_allow_javascript=True)
+
+
 def run_label(record: RunRecord) -> str:
     """Plain text, for selectors (which show no icons and no Markdown): name (shortened) · accuracy · status unless
     completed."""
