@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import psutil
 import pytest
@@ -459,3 +460,24 @@ def test_a_study_runs_in_the_ready_trainer_as_its_first_worker(monkeypatch, tiny
         wait_for(lambda: jobs.warm_trainer is not None)
     finally:
         jobs.close()
+
+
+def test_a_trainer_spawned_from_a_script_run_does_not_run_the_script(tmp_path, tiny_data_root, monkeypatch):
+    """Streamlit runs a page as the module __main__ with the page's __file__, and a process spawned then runs its
+    parent's main file again before its target ("safe importing of the main module"): app.py's whole page, in every
+    trainer, which then held its own Coordinator (adopting the runs of the store) and the pages' modules."""
+    from digitlab.dashboard.jobs.trainer import WarmTrainer
+
+    marker = tmp_path / "the script ran here"
+    script = tmp_path / "page.py"
+    script.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text(__name__)\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    trainer = WarmTrainer(RunStore(tmp_path / "store"), tiny_data_root)
+    try:
+        assert trainer.ready.wait(120), "the trainer never got ready"
+    finally:
+        trainer.close()
+    assert sys.modules["__main__"] is page  # the parent's main module is left as it was
+    assert not marker.exists(), f"the trainer ran the page script as {marker.read_text()}"

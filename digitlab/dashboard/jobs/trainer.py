@@ -12,8 +12,12 @@ kill, must become a failed job, never a dead server.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sys
+import threading
+import types
 from pathlib import Path
 
 from digitlab.dashboard.jobs.child import trainer_main
@@ -23,6 +27,24 @@ from digitlab.store import RunStore
 KILL_AFTER_S = 3.0  # after SIGTERM, SIGKILL if the process is still there
 WARM_ENV = "DIGITLAB_WARM_TRAINER"  # "0": start no trainer ahead of a run (~0.5 GB of its own while it waits)
 SPAWN = multiprocessing.get_context("spawn")  # never fork a process that already runs torch's thread pools
+
+
+_main_module_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def no_main_script():
+    """Spawn processes in here. Streamlit runs each page script as the module __main__, with the script's __file__,
+    and a spawned process runs its parent's main file again before its target (multiprocessing's "safe importing of
+    the main module"): app.py's whole page in every trainer, its own Coordinator included. A main module with no
+    file makes the child import none."""
+    with _main_module_lock:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
 
 def warm_trainer_enabled() -> bool:
@@ -45,7 +67,8 @@ class WarmTrainer:
         self.process = SPAWN.Process(target=trainer_main, name="digitlab-trainer", daemon=True,
                                      args=(self.store_root, self.data_root, orders, self.events, self.stop,
                                            self.ready, scaled))
-        self.process.start()
+        with no_main_script():
+            self.process.start()
         orders.close()  # the child's end: with only the server's end left here, the child sees EOF when it dies
         self.ordered = False
 
