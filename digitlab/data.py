@@ -124,12 +124,13 @@ def load_test_split(root: str | os.PathLike | None = None, download: bool = True
 @functools.lru_cache(maxsize=4)
 def _load_test_split(root: Path, download: bool) -> TestSplit | MNIST:
     raw = root / "MNIST" / "raw"
+    images_file, labels_file = RAW_FILES[2:]
     try:
-        images = _read_idx(raw / "t10k-images-idx3-ubyte", dims=3)
-        labels = _read_idx(raw / "t10k-labels-idx1-ubyte", dims=1).long()
+        images = _read_idx(raw / images_file, dims=3)
+        labels = _read_idx(raw / labels_file, dims=1).long()
+        if images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise ValueError(f"{raw} holds {len(labels)} labels for test images of shape {tuple(images.shape)}")
     except (OSError, ValueError):
-        return _load_mnist(root, download)
-    if images.shape[1:] != (28, 28) or len(images) != len(labels):
         return _load_mnist(root, download)
     return TestSplit(images, labels, root)
 
