@@ -36,7 +36,7 @@ RAW_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 
-AUGMENTATIONS = ("none", "shift", "shift_rotate", "distort")
+AUGMENTATIONS = ("none", "shift", "shift_rotate", "distort", "elastic")
 MAX_SHIFT_PX = 2.0
 MAX_ROTATION_DEG = 10.0
 # "distort": generic distortions of handwriting, each drawn per image, none at a setting of the MNIST-C benchmark
@@ -48,6 +48,10 @@ DISTORT_STROKE_CHANGE = 0.4  # the share of images whose strokes are thickened (
 # Gaussian noise on half the images, its standard deviation drawn per image up to this (pixels on 0..1): no
 # benchmark corruption, but akin to its shot and impulse noise, so the note's robustness figures leave those out.
 DISTORT_NOISE = 0.3
+# "elastic": "distort" plus Simard et al.'s elastic field (2003), a random displacement per pixel smoothed by a
+# Gaussian of this width, scaled to this standard deviation: strokes bend and wobble, no longer only as a whole.
+ELASTIC_SIGMA_PX = 4.0
+ELASTIC_STD_PX = 1.2
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -258,11 +262,22 @@ def batch_count(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def elastic_field(count: int, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(count, size, size, 2) displacements in affine_grid's [-1, 1] units: white noise blurred by a Gaussian of
+    ELASTIC_SIGMA_PX, scaled so that each pixel moves ELASTIC_STD_PX in each direction on average (its std)."""
+    taps = torch.arange(size, dtype=torch.float32)
+    blur = torch.exp(-(taps.view(-1, 1) - taps) ** 2 / (2 * ELASTIC_SIGMA_PX ** 2))  # (size, size), row i blurs pixel i
+    blur = blur / blur[size // 2].norm()  # rows of unit energy: blurred white noise keeps std 1 inside the image
+    noise = torch.randn(count, 2, size, size, generator=generator)
+    blurred = blur @ noise @ blur.T  # down the columns, then along the rows
+    return (blurred * ELASTIC_STD_PX * 2 / size).permute(0, 2, 3, 1)
+
+
 def augment(images: torch.Tensor, mode: str, generator: torch.Generator | None = None, scaling: str = "mnist"
             ) -> torch.Tensor:
     """Random shifts of up to 2 px, and with "shift_rotate" rotations of up to 10 degrees, per image; "distort"
     also zooms, shears and rotates further (DISTORT_*), thickens or thins the strokes of some images, and adds
-    Gaussian noise to half of them.
+    Gaussian noise to half of them; "elastic" bends the distorted image by a smooth random field (ELASTIC_*).
 
     images: (B, 1, 28, 28) scaled by ``scaling``, on any device; one affine resample for the whole batch.
     """
@@ -272,23 +287,26 @@ def augment(images: torch.Tensor, mode: str, generator: torch.Generator | None =
     # affine_grid works in [-1, 1] coordinates: one pixel of a 28-wide image is 2/28.
     shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * MAX_SHIFT_PX * 2 / 28
     angle = torch.zeros(b)
-    if mode in ("shift_rotate", "distort"):
-        most = DISTORT_ROTATION_DEG if mode == "distort" else MAX_ROTATION_DEG
+    distort = mode in ("distort", "elastic")
+    if mode == "shift_rotate" or distort:
+        most = DISTORT_ROTATION_DEG if distort else MAX_ROTATION_DEG
         angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(most)
     cos, sin = torch.cos(angle), torch.sin(angle)
     matrix = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (B, 2, 2)
-    if mode == "distort":  # the grid maps output to input points, so dividing by the zoom enlarges the digit
+    if distort:  # the grid maps output to input points, so dividing by the zoom enlarges the digit
         zoom = 1 + (torch.rand(b, generator=generator) * 2 - 1) * DISTORT_ZOOM
         shear = (torch.rand(b, generator=generator) * 2 - 1) * DISTORT_SHEAR
         ones, zeros = torch.ones(b), torch.zeros(b)
         sheared = torch.stack([torch.stack([ones, shear], 1), torch.stack([zeros, ones], 1)], 1)
         matrix = matrix @ sheared / zoom.view(b, 1, 1)
     theta = torch.cat([matrix, shift.unsqueeze(2)], 2).to(images.device, images.dtype, non_blocking=True)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (B, 28, 28, 2)
+    if mode == "elastic":
+        grid = grid + elastic_field(b, images.shape[-1], generator).to(grid.device, grid.dtype, non_blocking=True)
     # Resample the offset from the background so the uncovered border comes out black, not grey.
     black = background(scaling)
     moved = F.grid_sample(images - black, grid, align_corners=False) + black
-    if mode != "distort":
+    if not distort:
         return moved
     # Thicker strokes: each pixel the brightest of its 3 x 3 neighbourhood; thinner: the darkest.
     pick = torch.rand(b, generator=generator).to(images.device).view(b, 1, 1, 1)

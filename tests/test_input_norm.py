@@ -1,4 +1,5 @@
-"""digitlab.input_norm: per-image normalisation as a model's first layer, and the "distort" augmentation."""
+"""digitlab.input_norm: per-image normalisation as a model's first layer, and the "distort" and "elastic"
+augmentations."""
 
 import math
 
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlab.bench.strokes import pen_digits
-from digitlab.data import BACKGROUND, augment, normalize, scale_pixels
+from digitlab.data import BACKGROUND, ELASTIC_STD_PX, augment, elastic_field, normalize, scale_pixels
 from digitlab.input_norm import INPUT_NORMS, InputNormalization, background
 from digitlab.models import OptionError, create_model, default_options, list_models, option_choices, option_errors
 
@@ -103,6 +104,29 @@ def test_distort_moves_reshapes_rethickens_and_adds_noise_to_half_the_images():
     # Ink of the noiseless images against the originals: some strokes thicker, some thinner, most about the same.
     ink = (out[~noisy] - BACKGROUND).sum((1, 2, 3)) / (images[~noisy] - BACKGROUND).sum((1, 2, 3))
     assert (ink > 1.3).any() and (ink < 0.7).any()
+    assert 0.7 < ink.median() < 1.3
+
+
+def test_the_elastic_field_is_smooth_and_moves_pixels_its_set_distance():
+    field = elastic_field(4000, 28, torch.Generator().manual_seed(0)) * 14  # (N, 28, 28, 2) in pixels
+    inside = field[:, 8:20, 8:20]
+    assert inside.std().item() == pytest.approx(ELASTIC_STD_PX, rel=0.1)
+
+    def correlation(first: torch.Tensor, second: torch.Tensor) -> float:
+        return torch.corrcoef(torch.stack([first.flatten(), second.flatten()]))[0, 1].item()
+
+    # Smooth: a pixel moves with its neighbour (white noise would give 0), not with one 16 px away.
+    assert correlation(field[:, 10:18, 10], field[:, 10:18, 11]) > 0.9
+    assert correlation(field[:, 10:18, 6], field[:, 10:18, 22]) < 0.2
+    assert correlation(field[..., 0], field[..., 1]) < 0.1  # across and down drawn apart
+
+
+def test_elastic_bends_the_distorted_digits_and_keeps_their_ink():
+    images = scale_pixels(DIGITS.repeat(4, 1, 1, 1))
+    bent = augment(images, "elastic", torch.Generator().manual_seed(0))
+    assert torch.equal(bent, augment(images, "elastic", torch.Generator().manual_seed(0)))
+    assert gap(bent, augment(images, "distort", torch.Generator().manual_seed(0))) > 0.05
+    ink = (bent - BACKGROUND).clamp(min=0).sum((1, 2, 3)) / (images - BACKGROUND).sum((1, 2, 3))
     assert 0.7 < ink.median() < 1.3
 
 

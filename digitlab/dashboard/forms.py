@@ -31,7 +31,8 @@ FIELD_HELP = {
                       "the rate (PyTorch's default). Off keeps the momentum or β1 set above.",
     "label_smoothing": "Train towards 90% instead of 100% confidence when 0.1: less over-confident models.",
     "augment": "Random shifts of up to 2 px (shift), plus rotations of up to 10 degrees (shift_rotate); distort: "
-               "shifts, rotations up to 12 degrees, zoom, shear, thicker or thinner strokes and Gaussian noise.",
+               "shifts, rotations up to 12 degrees, zoom, shear, thicker or thinner strokes and Gaussian noise; "
+               "elastic: distort, then the strokes bent by a smooth random field.",
     "seed": "The same seed and config give the same run on the CPU.",
     "input_scaling": "How pixels become model input: mnist (MNIST's mean and std, most seeds), unit (0 to 1, seed "
                      "001's ToTensor alone) or half (mean 0.5, std 0.5, seed 003). The run keeps it, and every image "
