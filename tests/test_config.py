@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from digitlab.config import PRESETS, ConfigError, TrainConfig, UnknownPresetError, list_presets, preset
+from digitlab.config import (DISTORT, ELASTIC, PRESETS, ConfigError, TrainConfig, UnknownPresetError, list_presets,
+                             preset)
 
 
 def test_json_round_trip_keeps_every_field():
@@ -105,3 +106,13 @@ def test_describe_shows_adams_betas_only_where_they_apply_and_differ():
     assert "betas" not in TrainConfig(optimizer="adam").describe()
     assert "betas=0.7/0.9" in TrainConfig(optimizer="adamw", beta1=0.7, beta2=0.9).describe()
     assert "betas" not in TrainConfig(optimizer="sgd", beta1=0.7, beta2=0.9).describe()
+
+
+def test_every_robust_recipe_lists_what_it_trains_on():
+    """A robustness figure means something only beside the augmentations the model saw: each preset that distorts
+    its images says how, in full."""
+    distorting = {name: p for name, p in PRESETS.items() if p.config.augment in ("distort", "elastic")}
+    assert {"best-cnn", "best-lenet", "best-mlp", "robust-mlp"} <= set(distorting)
+    for name, found in distorting.items():
+        assert DISTORT in found.description, name
+        assert (ELASTIC in found.description) == (found.config.augment == "elastic"), name

@@ -24,8 +24,8 @@ INPUT_TAP = ("input", "normalised input", (1, 28, 28))
 # Worked out by hand from the shipped configs (checkpoints/shipped-*/run.json), conv by conv:
 # out = (in + 2 * padding - kernel) // stride + 1, and a 2x2 max-pool halves (rounding down).
 SHIPPED_SHAPES = {
-    # hidden 1024, 1024
-    "mlp": [("fc1", "dense", (1024,)), ("fc2", "dense", (1024,)), ("output", "output", (10,))],
+    # its input normalised; hidden 1024, 1024
+    "mlp": [INPUT_TAP, ("fc1", "dense", (1024,)), ("fc2", "dense", (1024,)), ("output", "output", (10,))],
     # its input normalised; channels 32, 64, a 5x5 then a 3x3 conv, padded, pooling "each" (28 -> 14 -> 7), fc 256
     "cnn": [INPUT_TAP, ("conv1", "conv", (32, 28, 28)), ("pool1", "pool", (32, 14, 14)),
             ("conv2", "conv", (64, 14, 14)), ("pool2", "pool", (64, 7, 7)), ("fc1", "dense", (256,)),
