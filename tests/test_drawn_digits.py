@@ -66,6 +66,8 @@ def test_the_command_adds_them_and_eval_scores_them(tmp_path, capsys):
 
 @pytest.mark.parametrize("count", ["0", "-5"])
 def test_a_count_below_one_is_refused(tmp_path, capsys, count):
+    with pytest.raises(ValueError, match=f"count must be at least 1, got {count}"):
+        drawn_digits(int(count))  # at the call, before any drawing is taken
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "drawn"), "--count", count])
     assert exit_.value.code == 2

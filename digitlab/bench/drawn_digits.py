@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -83,11 +84,15 @@ def drawn_strokes(digit: int, rng: np.random.Generator) -> tuple[list[list[tuple
     return [[(float(px), float(py)) for px, py in shape + corner] for shape in shapes], pen
 
 
-def drawn_digits(count: int, seed: int = 0):
-    """``count`` drawings, the digits 0-9 in turn: yields (digit, (280, 280, 4) uint8 RGBA, pen width)."""
+def drawn_digits(count: int, seed: int = 0) -> Iterator[tuple[int, np.ndarray, int]]:
+    """``count`` drawings, the digits 0-9 in turn: (digit, (280, 280, 4) uint8 RGBA, pen width) each, drawn as they
+    are taken. A count below 1 is refused here, at the call, not at the first drawing taken."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    rng = np.random.default_rng(seed)
+    return _drawings(count, np.random.default_rng(seed))
+
+
+def _drawings(count: int, rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray, int]]:
     for index in range(count):
         digit = index % 10
         strokes, pen = drawn_strokes(digit, rng)
