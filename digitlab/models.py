@@ -36,7 +36,6 @@ _CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
 CNN_POOLINGS = ("end", "each")
 CNN_PADDINGS = ("auto", "same", "valid")
 LENET_VARIANTS = ("lenet5", "three_conv")
-RESNET_HEADS = ("global", "flatten")
 
 # One line per option, for forms and --help.
 OPTION_HELP = {
@@ -60,6 +59,8 @@ OPTION_HELP = {
     "dense_batch_norm": "With batch_norm, BatchNorm on the hidden dense layer too; false: on the convs only.",
     "shortcut_bn": "BatchNorm after each 1x1 projection shortcut; seed 000's shortcut has none.",
     "conv_bias": "Every conv carries a bias even before BatchNorm, as seed 000's (PyTorch's default).",
+    "norm": "batch: BatchNorm. group: GroupNorm, each image normalised on its own, so statistics of clean digits "
+            "do not mislead it on noisy ones. none: no normalisation, a bias on every conv.",
     "input_norm": "Each image normalised before the first layer: standardize (mean 0, std 1), or strokes (its "
                   "background, anything wider than a stroke, taken out first): a grey, fogged or shaded page reads "
                   "as a black one. none: as trained on MNIST.",
@@ -380,71 +381,5 @@ def lenet(batch_norm: bool = False, dropout: float = 0.0, variant: str = "lenet5
     return nn.Sequential(*layers, nn.Linear(84, NUM_CLASSES))
 
 
-class BasicBlock(nn.Module):
-    """conv-BN-ReLU-conv-BN plus a shortcut; a 1x1 projection (with BN when shortcut_bn) when the shape changes.
-    conv_bias gives every conv a bias, as seed 000's blocks have."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int, shortcut_bn: bool = True, conv_bias: bool = False):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=conv_bias)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=conv_bias)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.shortcut = nn.Identity()
-        if stride != 1 or in_ch != out_ch:
-            # Without BN after it the projection needs its own bias; with BN, BN's shift replaces it.
-            projection = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=conv_bias or not shortcut_bn)
-            self.shortcut = nn.Sequential(projection, nn.BatchNorm2d(out_ch)) if shortcut_bn else nn.Sequential(projection)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return torch.relu(y + self.shortcut(x))
-
-
-@register("resnet", choices={"head": RESNET_HEADS})
-def resnet(
-    stem: int = 32,
-    widths: Sequence[int] = (32, 64, 128),
-    blocks_per_stage: int = 1,
-    downsample: bool = True,
-    stem_padding: int = 1,
-    head: str = "global",
-    dropout: float = 0.0,
-    shortcut_bn: bool = True,
-    conv_bias: bool = False,
-) -> nn.Module:
-    """A small ResNet: a 3x3 stem, a 2x2 max-pool, then one stage of basic blocks per width.
-
-    downsample=True halves the map at the start of every stage after the first (14 -> 7 -> 4), which keeps it
-    affordable on a CPU. head="global" averages each channel; head="flatten" is seed 000's: 2x2 average pool,
-    then flatten into the fc layer. Seed 000's modified ResNet18: stem=8, widths=(16, 32, 64, 128),
-    blocks_per_stage=2, downsample=False, stem_padding=0, head="flatten", shortcut_bn=False, conv_bias=True.
-    """
-    stem = _check_int("stem", stem, 1, MAX_CHANNELS)
-    widths = _check_widths("widths", widths, MAX_CHANNELS, max_layers=6)
-    blocks_per_stage = _check_int("blocks_per_stage", blocks_per_stage, 1, 8)
-    downsample = _check_bool("downsample", downsample)
-    stem_padding = _check_int("stem_padding", stem_padding, 0, 1)
-    head = _check_choice("head", head, RESNET_HEADS)
-    dropout = _check_dropout("dropout", dropout)
-    shortcut_bn = _check_bool("shortcut_bn", shortcut_bn)
-    conv_bias = _check_bool("conv_bias", conv_bias)
-    if downsample and len(widths) > 4:
-        raise OptionError("widths", f"widths allows at most 4 stages when downsampling, got {len(widths)}")
-    layers: list[nn.Module] = [*_conv_block(1, stem, 3, True, padding=stem_padding, pool=True, bias=conv_bias)]
-    in_ch, size = stem, _conv_size(28, 3, padding=stem_padding, pool=True)
-    for stage, width in enumerate(widths):
-        for block in range(blocks_per_stage):
-            stride = 2 if downsample and stage > 0 and block == 0 else 1
-            layers.append(BasicBlock(in_ch, width, stride, shortcut_bn, conv_bias))
-            in_ch, size = width, _conv_size(size, 3, stride, padding=1)
-    if head == "global":
-        layers += [nn.AdaptiveAvgPool2d(1), Flatten()]
-        size = 1
-    else:
-        layers += [nn.AvgPool2d(2), Flatten()]
-        size //= 2
-    if dropout:
-        layers.append(Dropout(dropout))
-    return nn.Sequential(*layers, nn.Linear(in_ch * size * size, NUM_CLASSES))
+# The ResNet lives in its own module; importing it registers it, after the helpers above that it uses.
+from digitlab import resnet as _resnet  # noqa: E402,F401

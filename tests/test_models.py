@@ -12,6 +12,7 @@ from digitlab.models import (
     option_errors,
     parameter_count,
 )
+from digitlab.resnet import BasicBlock
 
 # Every registered model with its defaults, plus every preset's model: a new model or preset is tested for free.
 CASES = [(name, {}) for name in list_models()] + [
@@ -90,11 +91,38 @@ def test_cnn_valid_padding_and_a_5x5_first_conv_trim_the_map_as_the_fast_preset_
 
 
 def test_resnet_has_projection_shortcuts_only_where_shapes_change():
-    from digitlab.models import BasicBlock
-
     blocks = [m for m in create_model("resnet", stem=32, widths=[32, 64]).modules() if isinstance(m, BasicBlock)]
     assert isinstance(blocks[0].shortcut, torch.nn.Identity)
     assert isinstance(blocks[1].shortcut, torch.nn.Sequential)
+
+
+@pytest.mark.parametrize("norm", ["group", "none"])
+def test_resnet_without_batchnorm_reads_each_image_on_its_own(norm):
+    # BatchNorm in training mode normalises over the batch, so an image's logits move with its batch-mates; with
+    # GroupNorm or no norm they must not (the point of the option: clean digits' statistics do not reach a noisy one).
+    torch.manual_seed(0)
+    model = create_model("resnet", stem=8, widths=[8, 16], norm=norm).train()
+    image = torch.randn(1, 1, 28, 28)
+    alone = model(image)
+    with_others = model(torch.cat([image, torch.randn(7, 1, 28, 28) * 3 + 2]))[:1]
+    torch.testing.assert_close(with_others, alone, rtol=1e-4, atol=1e-5)
+    batch_model = create_model("resnet", stem=8, widths=[8, 16], norm="batch").train()
+    assert not torch.allclose(batch_model(torch.cat([image, image + 1]))[:1], batch_model(torch.cat([image, image - 1]))[:1])
+    norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
+    assert all(isinstance(m, torch.nn.GroupNorm) for m in norms) and (len(norms) > 0) == (norm == "group")
+    if norm == "none":  # no norm's shift to stand in for a bias, so every conv has its own
+        assert all(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_resnet_default_keeps_the_layout_of_saved_runs():
+    # The weight names the ResNet had before its norm option (printed from that code): runs saved then, the ResNet
+    # shipped then among them, must still load, strictly, into today's default model.
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    block = [f"{part}.{key}" for conv, norm in [("conv1", "bn1"), ("conv2", "bn2")] for part, key in
+             [(conv, "weight"), *[(norm, k) for k in bn]]]
+    saved = ["0.weight", *[f"1.{k}" for k in bn], *[f"4.{k}" for k in block], *[f"5.{k}" for k in block],
+             "5.shortcut.0.weight", *[f"5.shortcut.1.{k}" for k in bn], "8.weight", "8.bias"]
+    assert list(create_model("resnet", stem=4, widths=[4, 8]).state_dict()) == saved
 
 
 @pytest.mark.parametrize(
@@ -112,6 +140,7 @@ def test_resnet_has_projection_shortcuts_only_where_shapes_change():
         ("lenet", {"variant": "lenet7"}, "variant"),
         ("resnet", {"widths": "wide"}, "widths"),
         ("resnet", {"blocks_per_stage": 0}, "blocks_per_stage"),
+        ("resnet", {"norm": "layer"}, "norm"),
     ],
 )
 def test_bad_options_name_the_option(name, options, field):
