@@ -376,9 +376,15 @@ PRESETS: dict[str, Preset] = {
                     augment="distort", label_smoothing=0.05, seed=1),
     ),
     "best-resnet": Preset(
-        "The shipped ResNet: stem 32, stages 32-64-128 (14 -> 7 -> 4 px), shifted and rotated images, one-cycle.",
-        TrainConfig(model="resnet", optimizer="adamw", lr=0.004, weight_decay=0.05, batch_size=128, epochs=12,
-                    schedule="onecycle", augment="shift_rotate", label_smoothing=0.05),
+        "The shipped ResNet, accurate and robust: stem 32, stages 32-64-128 of one basic block each (14 -> 7 -> 4 "
+        "px), BatchNorm, each image normalised (strokes: its background taken out, then mean 0 and std 1; with it "
+        f"BatchNorm did not cost this net its robustness). {DISTORT}. AdamW one-cycle to 0.004, weight decay 0.05, "
+        "batch 128, 40 epochs, label smoothing 0.05, seed 0. On a 2-core CPU: 99.76% on the test set, MNIST-C mean "
+        "95.6% (lowest: Canny edges 73%), 31 s an epoch alone (20 min); seeds 1 and 2: 99.71% and 99.67%, 95.6% "
+        "and 95.4%.",
+        TrainConfig(model="resnet", model_options={"input_norm": "strokes"}, optimizer="adamw", lr=0.004,
+                    weight_decay=0.05, batch_size=128, epochs=40, schedule="onecycle", augment="distort",
+                    label_smoothing=0.05),
     ),
     # Recipes robust to the MNIST-C corruptions without training on any: see DISTORT and digitlab.input_norm.
     "robust-mlp": Preset(

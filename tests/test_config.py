@@ -112,7 +112,20 @@ def test_every_robust_recipe_lists_what_it_trains_on():
     """A robustness figure means something only beside the augmentations the model saw: each preset that distorts
     its images says how, in full."""
     distorting = {name: p for name, p in PRESETS.items() if p.config.augment in ("distort", "elastic")}
-    assert {"best-cnn", "best-lenet", "best-mlp", "robust-mlp"} <= set(distorting)
+    assert {"best-cnn", "best-lenet", "best-mlp", "best-resnet", "robust-mlp"} <= set(distorting)
     for name, found in distorting.items():
         assert DISTORT in found.description, name
         assert (ELASTIC in found.description) == (found.config.augment == "elastic"), name
+
+
+@pytest.mark.parametrize("model", ["mlp", "lenet", "cnn", "resnet"])
+def test_each_shipped_checkpoint_was_trained_by_its_best_preset(model):
+    """`python -m digitlab train --preset best-<model>` rebuilds the shipped checkpoint: the same settings, the seed
+    included; only the run's name may differ."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from digitlab.store import RunStore
+
+    shipped = RunStore(Path(__file__).resolve().parents[1] / "checkpoints").read(f"shipped-{model}").config
+    assert replace(shipped, name="") == PRESETS[f"best-{model}"].config

@@ -34,8 +34,9 @@ SHIPPED_SHAPES = {
     "lenet": [INPUT_TAP, ("conv1", "conv", (6, 28, 28)), ("pool1", "pool", (6, 14, 14)),
               ("conv2", "conv", (16, 10, 10)), ("pool2", "pool", (16, 5, 5)), ("fc1", "dense", (120,)),
               ("fc2", "dense", (84,)), ("output", "output", (10,))],
-    # stem 32 (3x3 padded: 28), pool (14); stages 32 (14), 64 stride 2 (7), 128 stride 2 (4); global average pool
-    "resnet": [("stem", "conv", (32, 28, 28)), ("stem pool", "pool", (32, 14, 14)),
+    # its input normalised; stem 32 (3x3 padded: 28), pool (14); stages 32 (14), 64 stride 2 (7), 128 stride 2
+    # (4); global average pool
+    "resnet": [INPUT_TAP, ("stem", "conv", (32, 28, 28)), ("stem pool", "pool", (32, 14, 14)),
                ("block1", "residual block", (32, 14, 14)), ("block2", "residual block", (64, 7, 7)),
                ("block3", "residual block", (128, 4, 4)), ("pool1", "pool", (128, 1, 1)),
                ("output", "output", (10,))],
@@ -109,8 +110,8 @@ def test_filters(runs):
     conv2 = runs["cnn"].model[4].weight
     assert torch.allclose(inside.filters(runs["cnn"])[1].kernels, conv2.mean(1))
     assert [(f.name, tuple(f.kernels.shape)) for f in inside.filters(runs["mlp"])] == [("fc1", (1024, 28, 28))]
-    resnet = [f.name for f in inside.filters(runs["resnet"])]
-    assert resnet[0] == "0" and "4.conv1" in resnet and not any("shortcut" in n for n in resnet)
+    resnet = [f.name for f in inside.filters(runs["resnet"])]  # after its input normalisation too
+    assert resnet[0] == "1" and "5.conv1" in resnet and not any("shortcut" in n for n in resnet)
 
 
 @pytest.mark.parametrize("method", inside.METHODS)
