@@ -1,9 +1,12 @@
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from digitlab.config import (DISTORT, ELASTIC, PRESETS, ConfigError, TrainConfig, UnknownPresetError, list_presets,
                              preset)
+from digitlab.store import RunStore
 
 
 def test_json_round_trip_keeps_every_field():
@@ -122,10 +125,5 @@ def test_every_robust_recipe_lists_what_it_trains_on():
 def test_each_shipped_checkpoint_was_trained_by_its_best_preset(model):
     """`python -m digitlab train --preset best-<model>` rebuilds the shipped checkpoint: the same settings, the seed
     included; only the run's name may differ."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from digitlab.store import RunStore
-
     shipped = RunStore(Path(__file__).resolve().parents[1] / "checkpoints").read(f"shipped-{model}").config
     assert replace(shipped, name="") == PRESETS[f"best-{model}"].config

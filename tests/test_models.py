@@ -107,7 +107,8 @@ def test_resnet_without_batchnorm_reads_each_image_on_its_own(norm):
     with_others = model(torch.cat([image, torch.randn(7, 1, 28, 28) * 3 + 2]))[:1]
     torch.testing.assert_close(with_others, alone, rtol=1e-4, atol=1e-5)
     batch_model = create_model("resnet", stem=8, widths=[8, 16], norm="batch").train()
-    assert not torch.allclose(batch_model(torch.cat([image, image + 1]))[:1], batch_model(torch.cat([image, image - 1]))[:1])
+    brighter_mate, darker_mate = torch.cat([image, image + 1]), torch.cat([image, image - 1])
+    assert not torch.allclose(batch_model(brighter_mate)[:1], batch_model(darker_mate)[:1])
     norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm))]
     assert all(isinstance(m, torch.nn.GroupNorm) for m in norms) and (len(norms) > 0) == (norm == "group")
     if norm == "none":  # no norm's shift to stand in for a bias, so every conv has its own
