@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from digitlab.dashboard.compare import run_colours, runs_table, sort_runs_table, styled_runs_table
+from digitlab.dashboard.compare import architecture, run_colours, runs_table, sort_runs_table, styled_runs_table
 from digitlab.dashboard.curves import metric_curve
 from digitlab.config import TrainConfig
 from digitlab.engine import train
@@ -53,6 +53,19 @@ def test_runs_table(tiny_data, store_root):
     assert row["Precision"] == record.data["precision"] and row["Precision"] in ("fp32", "bf16")
     csv = table.to_csv(index=False)
     assert csv.splitlines()[0].startswith("Run,Architecture,Hyperparameters,Parameters,Test accuracy")
+
+
+@pytest.mark.parametrize("model, options, expected", [
+    ("mlp", {"hidden": [1024, 1024], "dropout": 0.3, "input_norm": "strokes"},
+     "mlp (hidden 1024-1024, dropout 0.3, strokes input norm)"),
+    ("resnet", {"input_norm": "strokes"}, "resnet (stages 32-64-128, 1 block(s) each, BN, strokes input norm)"),
+    ("resnet", {"norm": "group"}, "resnet (stages 32-64-128, 1 block(s) each, GroupNorm)"),
+    ("resnet", {"norm": "none"}, "resnet (stages 32-64-128, 1 block(s) each)"),
+    ("lenet", {"input_norm": "standardize"}, "lenet (lenet5, standardize input norm)"),
+])
+def test_architecture_names_the_normalisations(model, options, expected):
+    """Two models that differ only in their input normalisation or their ResNet norm do not read alike."""
+    assert architecture(TrainConfig(model=model, model_options=options)) == expected
 
 
 def test_runs_table_sorts_with_missing_values_last_and_formats_for_reading():

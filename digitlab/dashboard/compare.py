@@ -94,7 +94,8 @@ def small_multiple_panels(records: Sequence[RunRecord], kind: str, x_axis: str, 
 
 
 def architecture(config: TrainConfig) -> str:
-    """The model in a few words: "cnn (conv 16-32-64, fc 256, BN)"."""
+    """The model in a few words: "cnn (conv 16-32-64, fc 256, BN)", "mlp (hidden 1024-1024, dropout 0.2, strokes
+    input norm)"."""
     options = {**default_options(config.model), **config.model_options}
 
     def dashed(values) -> str:
@@ -106,10 +107,14 @@ def architecture(config: TrainConfig) -> str:
         "lenet": lambda: [options["variant"]],
         "resnet": lambda: [f"stages {dashed(options['widths'])}", f"{options['blocks_per_stage']} block(s) each"],
     }.get(config.model, list)()
-    if options.get("batch_norm"):
+    if options.get("batch_norm") or options.get("norm") == "batch":
         parts.append("BN")
+    if options.get("norm") == "group":
+        parts.append("GroupNorm")
     if options.get("dropout"):
         parts.append(f"dropout {options['dropout']:g}")
+    if options["input_norm"] != "none":
+        parts.append(f"{options['input_norm']} input norm")
     return f"{config.model} ({', '.join(parts)})" if parts else config.model
 
 
