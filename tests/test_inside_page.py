@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from digitlab import inside
+from digitlab.bench.strokes import render_digit
 from tests.test_app import app_env, assert_clean, canvas, open_app, shipped  # noqa: F401  (fixtures)
 
 
@@ -45,6 +46,15 @@ def test_gradcam_on_the_mlp_says_which_methods_apply_and_the_others_still_show_i
     at.selectbox(key="inside.method").set_value("gradcam").run()
     assert_clean(at)
     assert any("saliency, integrated_gradients, occlusion" in i.value.replace("\\", "") for i in at.info)
+
+
+def test_a_gradcam_that_is_zero_everywhere_says_why(shipped, canvas):
+    canvas.image_data = render_digit(7)  # the shipped LeNet's Grad-CAM is zero on it (test_inside), the others' not
+    at = open_app("pages/inside.py")
+    at.selectbox(key="inside.method").set_value("gradcam").run()
+    assert_clean(at)
+    reasons = [c.value for c in at.caption if "Grad-CAM is zero everywhere" in c.value]
+    assert len(reasons) == 1
 
 
 def test_an_empty_canvas_asks_for_a_drawing(shipped, canvas):

@@ -12,7 +12,7 @@ from digitlab.dashboard.text import markdown_literal, shorten
 from digitlab.dashboard.ui import inside_computations
 from digitlab.dashboard.ui.loaders import mnist
 from digitlab.data import DataNotFoundError
-from digitlab.inside import AttributionError
+from digitlab.inside import AttributionError, empty_map_reason
 from digitlab.store import RunError, RunRecord
 
 METHOD_LABELS = {"saliency": "Saliency", "integrated_gradients": "Integrated gradients", "gradcam": "Grad-CAM",
@@ -32,10 +32,13 @@ def model_column(record: RunRecord, image: torch.Tensor, method: str, show_all: 
     digit = int(probs.argmax())
     st.markdown(f"says **{digit}** ({probs[digit].item():.0%})")
     try:
-        st.image(overlay_png(image, inside_computations.attribution(record, image, method)), width="stretch",
-                 caption=f"{METHOD_LABELS[method]} for {digit}")
+        attribution = inside_computations.attribution(record, image, method)
     except AttributionError as err:
         st.info(markdown_literal(str(err)))
+    else:
+        st.image(overlay_png(image, attribution), width="stretch", caption=f"{METHOD_LABELS[method]} for {digit}")
+        if reason := empty_map_reason(method, attribution):
+            st.caption(reason)
     st.markdown("**Nearest training images**")
     try:
         nearest = inside_computations.nearest(record, image)
