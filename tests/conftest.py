@@ -11,6 +11,9 @@ from tests.fakedata import write_tiny_mnist
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "checkpoints"
+# Beside each shipped checkpoint, besides its run: the caches of its results, committed with it
+# (digitlab.shipping.cache_results) or computed later (Inside's embeddings).
+SHIPPED_CACHES = ("predictions.safetensors", "robustness-*.safetensors", "inside-*.safetensors")
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +50,12 @@ def store_root(tmp_path) -> Path:
 
 @pytest.fixture
 def store_with_shipped(tmp_path) -> Path:
-    """A temporary copy of the shipped checkpoints: tests never write into the repository's own."""
+    """A temporary copy of the shipped checkpoints without their cached results (a test computes what it checks):
+    tests never write into the repository's own."""
     root = tmp_path / "checkpoints"
     root.mkdir()
     for run in SHIPPED.glob("shipped-*"):
-        shutil.copytree(run, root / run.name, ignore=shutil.ignore_patterns("predictions.safetensors", ".lock"))
+        shutil.copytree(run, root / run.name, ignore=shutil.ignore_patterns(*SHIPPED_CACHES, ".lock"))
     return root
 
 

@@ -100,3 +100,20 @@ def test_the_embedding_map_names_each_class_at_its_median_point_and_rings_misrea
     assert list(misread.x) == [2.0] and list(misread.y) == [0.5]
     assert [t.name for t in figure.data if t.name == "this input"] == ["this input"]
     assert figure.layout.showlegend is False
+
+
+def test_long_curves_are_thinned_and_lose_their_markers_short_ones_are_drawn_as_they_are():
+    """What the browser draws: a 100-epoch curve has no marker per epoch (an SVG node each, merged into a thick
+    line), a 2,000-batch curve at most CHART_POINTS points, averaged; a 5-epoch curve is drawn point for point."""
+    epochs = list(range(1, 101))
+    batches = [i / 20 for i in range(2000)]
+    runs = [charts.Series("long", "#000", epochs, [e / 100 for e in epochs], markers=True),
+            charts.Series("batches", "#111", batches, [1 / (1 + b) for b in batches]),
+            charts.Series("short", "#222", [1, 2, 3, 4, 5], [0.9, 0.95, 0.96, 0.97, 0.98], markers=True)]
+    for fig in (charts.overlay_figure(runs, "t", "x", "y"),
+                charts.small_multiples_figure([("a", runs[:2]), ("b", runs[2:])], "x", "y")):
+        long, thinned, short = fig.data
+        assert long.mode == "lines" and len(long.x) == 100
+        assert thinned.mode == "lines" and len(thinned.x) <= charts.CHART_POINTS < 2000
+        assert thinned.x[0] == pytest.approx(sum(batches[:4]) / 4) and thinned.y[-1] < thinned.y[0]
+        assert short.mode == "lines+markers" and list(short.y) == [0.9, 0.95, 0.96, 0.97, 0.98]

@@ -1,11 +1,19 @@
 """Tests on the real MNIST: skipped only when its files are absent (CI points DIGITLAB_DATA at them)."""
 
-import pytest
+import sys
 
+import pytest
+import torch
+
+from digitlab import robustness
 from digitlab.config import preset
 from digitlab.engine import RunEnd, train
 from digitlab.predict import run_predictions
-from digitlab.store import RunStore, load_model
+from digitlab.store import RunStore, load_run
+from tests.conftest import SHIPPED
+
+# digitlab.predict, the module: the package exports its function predict under the same name.
+PREDICT_MODULE = sys.modules["digitlab.predict"]
 
 MINIMUM_ACCURACY = {"mlp": 0.985, "lenet": 0.992, "cnn": 0.994, "resnet": 0.996}
 
@@ -32,3 +40,24 @@ def test_shipped_checkpoints_meet_their_minimum_accuracy(real_data, store_with_s
     preds = run_predictions(RunStore(store_with_shipped).load(record.id), real_data)
     assert preds.accuracy >= MINIMUM_ACCURACY[model]
     assert preds.accuracy == pytest.approx(record.final["test_acc"])
+
+
+@pytest.mark.parametrize("model", list(MINIMUM_ACCURACY))
+def test_each_checkpoint_ships_its_pages_results_for_the_real_mnist(real_data, model, monkeypatch):
+    """A fresh clone opens Compare, Errors and Inside on the shipped checkpoints without computing (2.2 s on Compare's
+    first visit before): the caches committed beside each are keyed by its weights, this MNIST and today's code,
+    and its predictions are what predict() gives for its weights."""
+    run = load_run(SHIPPED / f"shipped-{model}")
+    fix = (f"compute them with digitlab.shipping.cache_results(RunStore().load('shipped-{model}'), load_mnist()) "
+           "and commit them")
+    assert robustness.benchmark_cached(run, real_data) is not None, fix
+    assert robustness.adversarial_curve_cached(run, real_data) is not None, fix
+    computed = PREDICT_MODULE.predict(run.model, run.input_from_image(real_data.test_images))
+
+    def must_not_compute(*_):
+        raise AssertionError(f"shipped-{model}'s committed predictions are stale or missing: {fix}")
+
+    monkeypatch.setattr(PREDICT_MODULE, "predict", must_not_compute)
+    committed = run_predictions(run, real_data)
+    assert torch.equal(committed.predicted, computed.argmax(1))
+    assert torch.allclose(committed.probs, computed, atol=1e-5)

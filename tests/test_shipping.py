@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from digitlab import shipping
+import sys
+
+from digitlab import robustness, shipping
 from digitlab.config import TrainConfig
 from digitlab.engine import train
 from digitlab.recorder import record_training
@@ -14,6 +16,8 @@ from digitlab.predict import run_predictions
 from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore
 from tests.test_app import app_env, assert_clean, open_app, several_runs  # noqa: F401  (fixtures)
 
+# digitlab.predict, the module: the package exports its function predict under the same name.
+PREDICT_MODULE = sys.modules["digitlab.predict"]
 TINY = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=64, epochs=1)
 
 
@@ -25,7 +29,7 @@ def folder_bytes(path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
-def test_a_first_checkpoint_is_scored_and_shipped(store_root, tiny_data):
+def test_a_first_checkpoint_is_scored_and_shipped(store_root, tiny_data, monkeypatch):
     store = RunStore(store_root)
     record = trained(store, tiny_data, 0)
     report = ship(store, record.id, tiny_data)
@@ -33,6 +37,12 @@ def test_a_first_checkpoint_is_scored_and_shipped(store_root, tiny_data):
     assert not record.path.exists()
     assert 0 <= report.scores.corruption_mean <= 1 and report.scores.test_acc == pytest.approx(
         report.record.final["test_acc"])
+    # What its pages show is computed now and kept beside it (committed with it), so that none computes it later.
+    shipped = store.load("shipped-mlp")
+    assert robustness.benchmark_cached(shipped, tiny_data).mean == pytest.approx(report.scores.corruption_mean)
+    assert robustness.adversarial_curve_cached(shipped, tiny_data) is not None
+    monkeypatch.setattr(PREDICT_MODULE, "predict", lambda *_: pytest.fail("its predictions were not cached"))
+    assert run_predictions(shipped, tiny_data).accuracy == pytest.approx(report.scores.test_acc)
 
 
 @pytest.fixture

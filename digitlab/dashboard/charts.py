@@ -15,11 +15,19 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from digitlab.dashboard.text import plotly_literal
+from digitlab.recorder import downsample
 
 # Vega's category10-like palette: distinct in colour-blind simulations and on a projector.
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#EECA3B", "#9D755D", "#FF9DA6",
            "#79706E")
 TRAIN_COLOUR, TEST_COLOUR, VALIDATION_COLOUR = PALETTE[0], PALETTE[1], PALETTE[2]
+
+
+# Past these, a curve costs the browser more than the eye gains (Compare's five charts of the four shipped runs took
+# 350 ms of Chromium's main thread to draw, 250 ms with both limits): each marker is an SVG node of its own, and on
+# 100 epochs they merge into a thick line; a chart about 650 px wide shows no more than CHART_POINTS points a curve.
+MARKERS_UP_TO = 30
+CHART_POINTS = 600
 
 
 def colour_for(index: int) -> str:
@@ -118,13 +126,20 @@ class Series:
     colour: str
     x: list[float]
     y: list[float]
-    markers: bool = False
+    markers: bool = False  # per-epoch points, drawn as markers where there are few (MARKERS_UP_TO)
+
+    def drawn(self) -> dict:
+        """The Scatter arguments that draw it: thinned to CHART_POINTS points (averaged in equal buckets), and
+        with markers only on a short per-epoch curve."""
+        markers = self.markers and len(self.x) <= MARKERS_UP_TO
+        return {"x": downsample(self.x, CHART_POINTS), "y": downsample(self.y, CHART_POINTS),
+                "mode": "lines+markers" if markers else "lines"}
 
 
 def overlay_figure(series: Sequence[Series], title: str, x_title: str, y_title: str, percent: bool = False,
                    log_y: bool = False) -> go.Figure:
-    traces = [go.Scatter(x=s.x, y=s.y, name=plotly_literal(s.name), mode="lines+markers" if s.markers else "lines",
-                         line={"color": s.colour, "width": 2.5}, marker={"size": 7}) for s in series]
+    traces = [go.Scatter(**s.drawn(), name=plotly_literal(s.name), line={"color": s.colour, "width": 2.5},
+                         marker={"size": 7}) for s in series]
     layout = base_layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     # Run names are long: the legend goes under the plot, where it can wrap.
     layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
@@ -190,8 +205,8 @@ def small_multiples_figure(panels: Sequence[tuple[str, Sequence[Series]]], x_tit
     legend_done = set()
     for i, (_, lines) in enumerate(panels):
         for s in lines:
-            fig.add_scatter(x=s.x, y=s.y, name=plotly_literal(s.name), mode="lines+markers" if s.markers else "lines",
-                            line={"color": s.colour, "width": 2}, marker={"size": 5},
+            fig.add_scatter(**s.drawn(), name=plotly_literal(s.name), line={"color": s.colour, "width": 2},
+                            marker={"size": 5},
                             legendgroup=s.name, showlegend=s.name not in legend_done,
                             row=i // columns + 1, col=i % columns + 1)
             legend_done.add(s.name)

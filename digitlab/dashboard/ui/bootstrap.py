@@ -39,13 +39,21 @@ def use_app_navigation() -> None:
 
 
 IMPORT_AFTER_S = 0.5  # after the server's first page run has begun: that page is drawn first
+SEEN_HALF_IMPORTED = ("pandas", "pyarrow")  # modules that libraries find in sys.modules, not through an import
 
 
 @st.cache_resource(show_spinner=False)
 def import_pages_in_background() -> threading.Timer:
     """Import the modules the pages draw with, once per server, on a thread of its own: pandas, pyarrow, plotly and
     jinja2 among them, 400 modules and 0.4-0.5 s of a core that a page's first visit in the server's life (Compare,
-    Errors, Inside) would otherwise wait for."""
+    Errors, Inside) would otherwise wait for.
+
+    Plotly and narwhals look pandas and pyarrow up in sys.modules rather than import them, so a figure built while
+    the thread was halfway through importing pandas failed ("partially initialized module 'pandas' has no attribute
+    'Series'"). Those two are imported here, on the script's own thread, before the rest goes to the background:
+    0.2 s, once per server."""
+    for module in SEEN_HALF_IMPORTED:
+        importlib.import_module(module)
     timer = threading.Timer(IMPORT_AFTER_S, _import_page_modules)
     timer.daemon = True
     timer.start()
@@ -54,13 +62,12 @@ def import_pages_in_background() -> threading.Timer:
 
 def _import_page_modules() -> None:
     """The dashboard's modules that use no Streamlit (all but ui/, whose components may only be declared from a
-    script run), and pyarrow, which Streamlit imports at a page's first table."""
+    script run)."""
     import digitlab.dashboard
 
     for module in pkgutil.walk_packages(digitlab.dashboard.__path__, "digitlab.dashboard."):
         if not module.name.startswith(__package__):
             importlib.import_module(module.name)
-    importlib.import_module("pyarrow")
 
 
 # Streamlit's browser code for the elements the pages draw, each a file that the browser fetches and compiles the
