@@ -117,3 +117,11 @@ def test_long_curves_are_thinned_and_lose_their_markers_short_ones_are_drawn_as_
         assert thinned.mode == "lines" and len(thinned.x) <= charts.CHART_POINTS < 2000
         assert thinned.x[0] == pytest.approx(sum(batches[:4]) / 4) and thinned.y[-1] < thinned.y[0]
         assert short.mode == "lines+markers" and list(short.y) == [0.9, 0.95, 0.96, 0.97, 0.98]
+    # A group: its mean, its band and its faint runs, the same way.
+    x = batches
+    group = charts.GroupSeries("g (n=2)", "#333333", x, [0.9] * 2000, [0.01] * 2000, [(x, [0.89] * 2000),
+                                                                                   (x, [0.91] * 2000)])
+    fig = charts.group_figure([group], "t", "x", "y")
+    assert all(len(trace.x) <= charts.CHART_POINTS and trace.mode == "lines" for trace in fig.data)
+    short = charts.GroupSeries("s (n=2)", "#333333", [1, 2], [0.9, 0.95], [0.01, 0.02], [([1, 2], [0.89, 0.93])])
+    assert charts.group_figure([short], "t", "x", "y").data[-1].mode == "lines+markers"

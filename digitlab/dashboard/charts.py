@@ -129,11 +129,15 @@ class Series:
     markers: bool = False  # per-epoch points, drawn as markers where there are few (MARKERS_UP_TO)
 
     def drawn(self) -> dict:
-        """The Scatter arguments that draw it: thinned to CHART_POINTS points (averaged in equal buckets), and
-        with markers only on a short per-epoch curve."""
-        markers = self.markers and len(self.x) <= MARKERS_UP_TO
-        return {"x": downsample(self.x, CHART_POINTS), "y": downsample(self.y, CHART_POINTS),
-                "mode": "lines+markers" if markers else "lines"}
+        return drawn(self.x, self.y, self.markers)
+
+
+def drawn(x: Sequence[float], y: Sequence[float], markers: bool = False) -> dict:
+    """The Scatter arguments that draw a curve: thinned to CHART_POINTS points (averaged in equal buckets), and with
+    markers only on a short per-epoch curve."""
+    markers = markers and len(x) <= MARKERS_UP_TO
+    return {"x": downsample(x, CHART_POINTS), "y": downsample(y, CHART_POINTS),
+            "mode": "lines+markers" if markers else "lines"}
 
 
 def overlay_figure(series: Sequence[Series], title: str, x_title: str, y_title: str, percent: bool = False,
@@ -173,20 +177,20 @@ def group_figure(groups: Sequence[GroupSeries], title: str, x_title: str, y_titl
     for g in groups:
         name = plotly_literal(g.name)
         for x, y in g.runs:
-            traces.append(go.Scatter(x=x, y=y, mode="lines", line={"color": g.colour, "width": 1}, opacity=0.35,
+            traces.append(go.Scatter(**drawn(x, y), line={"color": g.colour, "width": 1}, opacity=0.35,
                                      legendgroup=name, showlegend=False, hoverinfo="skip"))
         banded = [(x, m, s) for x, m, s in zip(g.x, g.mean, g.std) if s is not None]
         if banded:
             x, upper, lower = zip(*[(x, m + s, m - s) for x, m, s in banded])
-            traces.append(go.Scatter(x=list(x), y=list(upper), mode="lines", line={"width": 0}, legendgroup=name,
-                                     showlegend=False, hoverinfo="skip"))
-            traces.append(go.Scatter(x=list(x), y=list(lower), mode="lines", line={"width": 0}, fill="tonexty",
+            traces.append(go.Scatter(**drawn(x, upper), line={"width": 0}, legendgroup=name, showlegend=False,
+                                     hoverinfo="skip"))
+            traces.append(go.Scatter(**drawn(x, lower), line={"width": 0}, fill="tonexty",
                                      fillcolor=_translucent(g.colour, 0.22), legendgroup=name, showlegend=False,
                                      hoverinfo="skip"))
         # A band over a single epoch has no width to show: there the spread is an error bar.
         spread = {"error_y": {"array": [s or 0 for s in g.std], "color": g.colour, "thickness": 2, "width": 6}
                   } if len(banded) == 1 else {}
-        traces.append(go.Scatter(x=g.x, y=g.mean, name=name, mode="lines+markers", legendgroup=name,
+        traces.append(go.Scatter(**drawn(g.x, g.mean, markers=True), name=name, legendgroup=name,
                                  line={"color": g.colour, "width": 3}, marker={"size": 7}, **spread))
     layout = base_layout(title, x_title, y_title, percent=percent, height=360, log_y=log_y)
     layout.update(hovermode="closest", legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
