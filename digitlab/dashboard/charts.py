@@ -210,8 +210,7 @@ def small_multiples_figure(panels: Sequence[tuple[str, Sequence[Series]]], x_tit
     for i, (_, lines) in enumerate(panels):
         for s in lines:
             fig.add_scatter(**s.drawn(), name=plotly_literal(s.name), line={"color": s.colour, "width": 2},
-                            marker={"size": 5},
-                            legendgroup=s.name, showlegend=s.name not in legend_done,
+                            marker={"size": 5}, legendgroup=s.name, showlegend=s.name not in legend_done,
                             row=i // columns + 1, col=i % columns + 1)
             legend_done.add(s.name)
     layout = base_layout("", "", "", height=260 * rows + 40, percent=percent, revision="small-multiples", log_y=log_y)

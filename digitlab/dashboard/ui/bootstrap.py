@@ -44,7 +44,7 @@ SEEN_HALF_IMPORTED = ("pandas", "pyarrow")  # modules that libraries find in sys
 
 @st.cache_resource(show_spinner=False)
 def import_pages_in_background() -> threading.Timer:
-    """Import the modules the pages draw with, once per server, on a thread of its own: pandas, pyarrow, plotly and
+    """Import the modules the pages draw with, once per server, mostly on a thread of its own: pandas, pyarrow and
     jinja2 among them, 400 modules and 0.4-0.5 s of a core that a page's first visit in the server's life (Compare,
     Errors, Inside) would otherwise wait for.
 
