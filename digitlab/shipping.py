@@ -74,7 +74,8 @@ def ship(store: RunStore, run_id: str, data: MNIST | None = None, progress: Prog
         raise ShipRefusedError(f"{record.name}'s weights take {size / 2**20:.1f} MB; a shipped checkpoint must stay "
                                f"under {MAX_CHECKPOINT_BYTES // 2**20} MB")
     data = data or load_mnist()
-    candidate = scores(store.load(record.id), data, progress)
+    run = store.load(record.id)
+    candidate = scores(run, data, progress)
     target = store.path_for(SHIPPED_PREFIX + record.config.model)
     current = scores(store.load(target.name), data, progress) if target.exists() else None
     if current is not None:
@@ -84,6 +85,8 @@ def ship(store: RunStore, run_id: str, data: MNIST | None = None, progress: Prog
         if behind:
             raise ShipRefusedError(f"{record.name} does not beat {target.name} on {' and '.join(behind)} "
                                    f"({candidate.line()}, against {current.line()}); nothing was changed")
+    # Computed in the run's folder, which then becomes the checkpoint's: should this fail, nothing was changed.
+    cache_results(run, data, progress)
     # Named as every shipped checkpoint is, whatever the run was called: the pages list them as "cnn (shipped)".
     write_json(record.path / RUN_FILE, {**record.data, "shipped": True, "name": f"{record.config.model} (shipped)"})
     (record.path / LOCK_FILE).unlink(missing_ok=True)
@@ -94,5 +97,4 @@ def ship(store: RunStore, run_id: str, data: MNIST | None = None, progress: Prog
         os.replace(target, aside)
     os.replace(record.path, target)
     shutil.rmtree(aside, ignore_errors=True)
-    cache_results(store.load(target.name), data, progress)
     return ShipReport(store.read(target.name), candidate, current)
