@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ SHIPPED = REPO / "checkpoints"
 # Beside each shipped checkpoint, besides its run: the caches of its results, committed with it
 # (digitlab.shipping.cache_results) or computed later (Inside's embeddings).
 SHIPPED_CACHES = ("predictions.safetensors", "robustness-*.safetensors", "inside-*.safetensors")
+# digitlab.predict, the module, whose predict a test replaces: the package exports that function under the same name.
+PREDICT_MODULE = importlib.import_module("digitlab.predict")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
 """Tests on the real MNIST: skipped only when its files are absent (CI points DIGITLAB_DATA at them)."""
 
-import sys
-
 import pytest
 import torch
 
@@ -10,10 +8,7 @@ from digitlab.config import preset
 from digitlab.engine import RunEnd, train
 from digitlab.predict import run_predictions
 from digitlab.store import RunStore, load_run
-from tests.conftest import SHIPPED
-
-# digitlab.predict, the module: the package exports its function predict under the same name.
-PREDICT_MODULE = sys.modules["digitlab.predict"]
+from tests.conftest import PREDICT_MODULE, SHIPPED
 
 MINIMUM_ACCURACY = {"mlp": 0.985, "lenet": 0.992, "cnn": 0.994, "resnet": 0.996}
 

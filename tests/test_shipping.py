@@ -5,8 +5,6 @@ import json
 
 import pytest
 
-import sys
-
 from digitlab import robustness, shipping
 from digitlab.config import TrainConfig
 from digitlab.engine import train
@@ -14,10 +12,9 @@ from digitlab.recorder import record_training
 from digitlab.shipping import Scores, ShipRefusedError, ship
 from digitlab.predict import run_predictions
 from digitlab.store import RUN_FILE, WEIGHTS_FILE, RunStore
+from tests.conftest import PREDICT_MODULE
 from tests.test_app import app_env, assert_clean, open_app, several_runs  # noqa: F401  (fixtures)
 
-# digitlab.predict, the module: the package exports its function predict under the same name.
-PREDICT_MODULE = sys.modules["digitlab.predict"]
 TINY = TrainConfig(model="mlp", model_options={"hidden": [16]}, lr=0.01, batch_size=64, epochs=1)
 
 
